@@ -1,0 +1,37 @@
+# bisonsync: the two commands a new machine needs are `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck pytest bench clean dev-down
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest
+
+# ruff, mypy --strict, then the test suite; the tests start (and stop) the devstack they need.
+test: lint typecheck pytest
+
+# The local stack in the foreground; Ctrl-C stops everything it started.
+run: install
+	$(BIN)/bisonsync dev up
+
+dev-down: install
+	$(BIN)/bisonsync dev down
+
+clean:
+	rm -rf .devstack .mypy_cache .pytest_cache .ruff_cache

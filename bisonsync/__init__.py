@@ -1,0 +1,1 @@
+"""bisonsync package."""
