@@ -1,0 +1,66 @@
+"""`bisonsync replay`: re-process ledger entries (e.g. `ignored` events after a new handler ships), idempotently."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from datetime import datetime
+from typing import Any
+
+from bisonsync.settings import Settings
+from bisonsync.store import api as store_api
+from bisonsync.store import store_from_settings
+
+
+def register(sub: Any) -> None:
+    replay = sub.add_parser("replay", help="re-apply ledger deliveries by status and time range (idempotent)")
+    replay.add_argument("--status", default="ignored", choices=["ignored", "failed"], help="ledger status to replay")
+    replay.add_argument("--since", type=datetime.fromisoformat, default=None, help="ISO time, inclusive")
+    replay.add_argument("--until", type=datetime.fromisoformat, default=None, help="ISO time, exclusive")
+    replay.add_argument("--event-type", default=None, help="only this event type")
+    replay.add_argument("--limit", type=int, default=10_000)
+    replay.add_argument("--dry-run", action="store_true", help="list what would be replayed")
+    replay.set_defaults(handler=_replay)
+
+
+async def replay(
+    settings: Settings,
+    status: str,
+    since: datetime | None,
+    until: datetime | None,
+    event_type: str | None,
+    limit: int,
+    dry_run: bool = False,
+) -> dict[str, int]:
+    store = store_from_settings(settings)
+    await store.open()
+    try:
+        rows = await store.rpc_rows(
+            "list_deliveries",
+            {
+                "p_status": status,
+                "p_since": since.isoformat() if since else None,
+                "p_until": until.isoformat() if until else None,
+                "p_event_type": event_type,
+                "p_limit": limit,
+            },
+        )
+        counts: dict[str, int] = {"candidates": len(rows)}
+        if dry_run:
+            return counts
+        for row in rows:
+            result = await store_api.replay_delivery(store, int(row["id"]))
+            key = str(result.get("status", "unknown"))
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+    finally:
+        await store.close()
+
+
+def _replay(args: argparse.Namespace) -> int:
+    counts = asyncio.run(
+        replay(Settings.from_env(), args.status, args.since, args.until, args.event_type, args.limit, args.dry_run)
+    )
+    print(json.dumps(counts))
+    return 0

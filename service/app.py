@@ -1,0 +1,180 @@
+"""The Litestar app: the universal Email Bison webhook, its drop-in aliases, health, readiness and metrics.
+
+Thin by design: authentication, decoding and the single store call live in `bisonsync.ingest`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Litestar, Request, Response, get, post
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.enums import ScopeType
+from litestar.openapi.config import OpenAPIConfig
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from bisonsync.ingest import Verdict, WebhookIngestor, legacy_interested_body, workspace_name_of
+from bisonsync.settings import Settings
+from bisonsync.store import Store, StoreError, store_from_settings
+from service.metrics import ServiceMetrics
+
+log = logging.getLogger("bisonsync.service")
+
+TOKEN_HEADER = "x-bisonsync-token"
+# The predecessor's CORS headers (Supabase Edge Functions), plus our token header.
+CORS = CORSConfig(
+    allow_origins=["*"],
+    allow_methods=["GET", "POST", "OPTIONS"],
+    allow_headers=["authorization", "x-client-info", "apikey", "content-type", TOKEN_HEADER],
+)
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    store: Store
+    ingestor: WebhookIngestor
+    metrics: ServiceMetrics
+
+
+def _state(request: Request[Any, Any, State]) -> ServiceState:
+    svc: ServiceState = request.app.state.service
+    return svc
+
+
+def _token(request: Request[Any, Any, State]) -> str | None:
+    return request.query_params.get("token") or request.headers.get(TOKEN_HEADER)
+
+
+def _respond(svc: ServiceState, verdict: Verdict, started: float, body: dict[str, Any] | None = None) -> Response[Any]:
+    svc.metrics.observe(verdict.event_type, verdict.outcome, time.perf_counter() - started)
+    return Response(content=body if body is not None else verdict.body, status_code=verdict.http_status,
+                    headers=verdict.headers)
+
+
+def build_handlers(max_body: int) -> list[Any]:
+    @post(
+        ["/webhooks/bison", "/functions/v1/universal-bison-webhook"],
+        operation_id="ingestBisonWebhook",
+        request_max_body_size=max_body,
+        summary="Universal Email Bison webhook",
+        tags=["webhooks"],
+    )
+    async def universal_webhook(request: Request[Any, Any, State], body: bytes) -> Response[Any]:
+        """Ingest one Email Bison delivery exactly once. 200 applied/duplicate/ignored, 400 malformed,
+        401 bad token, 413 too large, 503 database unavailable (retry)."""
+        svc = _state(request)
+        started = time.perf_counter()
+        verdict = await svc.ingestor.handle(body, _token(request))
+        return _respond(svc, verdict, started)
+
+    @post(
+        "/functions/v1/bison-interested-webhook",
+        operation_id="ingestLegacyInterestedWebhook",
+        request_max_body_size=max_body,
+        summary="Predecessor's lead_interested endpoint (same ledger, so it never double counts)",
+        tags=["webhooks"],
+    )
+    async def legacy_interested(request: Request[Any, Any, State], body: bytes) -> Response[Any]:
+        """Accepts only lead_interested; answers in the predecessor's shape."""
+        svc = _state(request)
+        started = time.perf_counter()
+        verdict = await svc.ingestor.handle(body, _token(request), require_type="lead_interested")
+        if verdict.http_status != 200:
+            return _respond(svc, verdict, started)
+        return _respond(svc, verdict, started, legacy_interested_body(verdict, workspace_name_of(body)))
+
+    return [universal_webhook, legacy_interested]
+
+
+@get("/healthz", operation_id="healthz", tags=["ops"])
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@get("/readyz", operation_id="readyz", tags=["ops"])
+async def readyz(request: Request[Any, Any, State]) -> Response[dict[str, str]]:
+    """Readiness: the database answers."""
+    try:
+        await _state(request).store.ping()
+    except StoreError as exc:
+        return Response({"status": "unavailable", "error": str(exc)}, status_code=503)
+    return Response({"status": "ready"}, status_code=200)
+
+
+@get("/metrics", operation_id="metrics", tags=["ops"], media_type="text/plain; version=0.0.4")
+async def metrics(request: Request[Any, Any, State]) -> bytes:
+    """Prometheus text format."""
+    return _state(request).metrics.render()
+
+
+def _access_log(app: ASGIApp) -> ASGIApp:
+    """Access log without the query string, so `?token=` never reaches a log."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def send_wrapper(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_wrapper)
+        finally:
+            ms = (time.perf_counter() - started) * 1000
+            log.info("%s %s %s %.1fms", scope.get("method"), scope["path"], status, ms)
+
+    return middleware
+
+
+def create_app(
+    settings: Settings | None = None,
+    store: Store | None = None,
+    extra_lifespans: list[Callable[[Litestar], contextlib.AbstractAsyncContextManager[None]]] | None = None,
+) -> Litestar:
+    """App factory. `store` may be injected (tests); otherwise chosen from settings and owned by the app."""
+    settings = settings or Settings.from_env()
+    owned = store is None
+    the_store = store or store_from_settings(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if owned:
+            with contextlib.suppress(StoreError):  # readiness reports it; webhooks answer 503 until it's back
+                await the_store.open()
+        app.state.service = ServiceState(
+            settings=settings,
+            store=the_store,
+            ingestor=WebhookIngestor(
+                the_store, global_token=settings.webhook_token, default_instance=settings.default_instance
+            ),
+            metrics=ServiceMetrics(),
+        )
+        try:
+            yield
+        finally:
+            if owned:
+                await the_store.close()
+
+    return Litestar(
+        route_handlers=[*build_handlers(settings.webhook_max_bytes), healthz, readyz, metrics],
+        lifespan=[lifespan, *(extra_lifespans or [])],
+        cors_config=CORS,
+        middleware=[_access_log],
+        openapi_config=OpenAPIConfig(title="bisonsync", version="0.1.0", path="/schema"),
+        request_max_body_size=settings.webhook_max_bytes,
+    )
+

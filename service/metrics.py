@@ -1,0 +1,39 @@
+"""Prometheus metrics of the service (one registry per app, so tests can build many apps)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass
+class ServiceMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.deliveries = Counter(
+            "bisonsync_webhook_deliveries",
+            "Webhook deliveries by event type and outcome",
+            ("event_type", "outcome"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "bisonsync_webhook_latency_seconds",
+            "Time from request body read to response, by outcome",
+            ("outcome",),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.store_errors = Counter(
+            "bisonsync_store_errors", "Store failures by kind", ("kind",), registry=self.registry
+        )
+
+    def observe(self, event_type: str, outcome: str, seconds: float) -> None:
+        self.deliveries.labels(event_type=event_type, outcome=outcome).inc()
+        self.latency.labels(outcome=outcome).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
