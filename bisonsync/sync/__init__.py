@@ -1,0 +1,1 @@
+"""Sync jobs: mailbox poller, workspace registry, provider snapshots, reconciliation."""
