@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-
 from bisonsync.events import InvalidDelivery, decode_delivery
 from bisonsync.store import IngestRequest, Store, StoreError, StoreInvalidInput, StoreUnavailable
 from bisonsync.store import api as store_api
@@ -36,6 +34,7 @@ class Verdict:
     #: applied | duplicate | ignored | rejected | invalid | unavailable | failed
     outcome: str = "failed"
     headers: dict[str, str] = field(default_factory=dict)
+    workspace_name: str | None = None
 
 
 class WebhookIngestor:
@@ -72,8 +71,8 @@ class WebhookIngestor:
         request = IngestRequest(
             dedup_key=delivery.dedup_key,
             instance=delivery.instance,
-            bison_workspace_id=delivery.meta.workspace_id,
-            workspace_name=delivery.meta.workspace_name,
+            bison_workspace_id=delivery.workspace_id,
+            workspace_name=delivery.workspace_name,
             event_type=event_type,
             payload_json=delivery.payload_json,
             received_at=datetime.now(UTC),
@@ -105,26 +104,16 @@ class WebhookIngestor:
         if outcome.lead_id is not None:
             body_out["lead_id"] = outcome.lead_id
             body_out["lead_action"] = outcome.lead_action
-        return Verdict(200, body_out, event_type, outcome.status)
+        return Verdict(200, body_out, event_type, outcome.status, workspace_name=delivery.workspace_name)
 
 
-def legacy_interested_body(verdict: Verdict, workspace_name: str) -> dict[str, Any]:
+def legacy_interested_body(verdict: Verdict) -> dict[str, Any]:
     """The predecessor's `bison-interested-webhook` success shape, from an ingest verdict."""
     return {
         "success": True,
         "action": verdict.body.get("lead_action") or ("updated" if verdict.outcome == "duplicate" else "created"),
         "lead_id": verdict.body.get("lead_id"),
-        "workspace": workspace_name,
+        "workspace": verdict.workspace_name or "Unknown",
         "status": verdict.outcome,
         "processing_time_ms": verdict.body.get("processing_time_ms"),
     }
-
-
-def workspace_name_of(body: bytes) -> str:
-    """Best-effort trimmed workspace name, for the legacy response (never raises)."""
-    try:
-        doc = msgspec.json.decode(body)
-        name = doc.get("event", {}).get("workspace_name") if isinstance(doc, dict) else None
-        return name.strip() if isinstance(name, str) else "Unknown"
-    except (msgspec.DecodeError, AttributeError):
-        return "Unknown"

@@ -19,7 +19,7 @@ from litestar.enums import ScopeType
 from litestar.openapi.config import OpenAPIConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from bisonsync.ingest import Verdict, WebhookIngestor, legacy_interested_body, workspace_name_of
+from bisonsync.ingest import Verdict, WebhookIngestor, legacy_interested_body
 from bisonsync.settings import Settings
 from bisonsync.store import Store, StoreError, store_from_settings
 from service.metrics import ServiceMetrics
@@ -88,7 +88,7 @@ def build_handlers(max_body: int) -> list[Any]:
         verdict = await svc.ingestor.handle(body, _token(request), require_type="lead_interested")
         if verdict.http_status != 200:
             return _respond(svc, verdict, started)
-        return _respond(svc, verdict, started, legacy_interested_body(verdict, workspace_name_of(body)))
+        return _respond(svc, verdict, started, legacy_interested_body(verdict))
 
     return [universal_webhook, legacy_interested]
 

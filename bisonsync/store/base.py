@@ -20,7 +20,7 @@ class IngestRequest(msgspec.Struct, frozen=True, kw_only=True):
     dedup_key: str
     instance: str
     bison_workspace_id: int
-    workspace_name: str
+    workspace_name: str | None
     event_type: str
     payload_json: bytes
     received_at: datetime

@@ -32,7 +32,7 @@ def find_key_shaped(text: str) -> list[str]:
 
 def test_scanner_catches_each_key_shape() -> None:
     jwt_like = "eyJ" + "a" * 12 + ".eyJ" + "b" * 12 + "." + "c" * 12
-    samples = [jwt_like, "sb_secret_" + "x" * 12, "hooks.slack.com/services/T0/B0/abc", "12|" + "Z" * 32]
+    samples = [jwt_like, "sb_secret_" + "x" * 12, "hooks.slack.com/" + "services/T0/B0/abc", "12|" + "Z" * 32]
     for sample in samples:
         assert find_key_shaped(f"value = '{sample}'"), sample
     assert not find_key_shaped("sb_publishable_abc postgres://postgres:postgres@127.0.0.1")
