@@ -17,6 +17,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.enums import ScopeType
 from litestar.openapi.config import OpenAPIConfig
+from litestar.params import RawBody
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from bisonsync.ingest import Verdict, WebhookIngestor, legacy_interested_body
@@ -66,7 +67,7 @@ def build_handlers(max_body: int) -> list[Any]:
         summary="Universal Email Bison webhook",
         tags=["webhooks"],
     )
-    async def universal_webhook(request: Request[Any, Any, State], body: bytes) -> Response[Any]:
+    async def universal_webhook(request: Request[Any, Any, State], body: RawBody) -> Response[Any]:
         """Ingest one Email Bison delivery exactly once. 200 applied/duplicate/ignored, 400 malformed,
         401 bad token, 413 too large, 503 database unavailable (retry)."""
         svc = _state(request)
@@ -81,7 +82,7 @@ def build_handlers(max_body: int) -> list[Any]:
         summary="Predecessor's lead_interested endpoint (same ledger, so it never double counts)",
         tags=["webhooks"],
     )
-    async def legacy_interested(request: Request[Any, Any, State], body: bytes) -> Response[Any]:
+    async def legacy_interested(request: Request[Any, Any, State], body: RawBody) -> Response[Any]:
         """Accepts only lead_interested; answers in the predecessor's shape."""
         svc = _state(request)
         started = time.perf_counter()
@@ -145,16 +146,15 @@ def create_app(
     store: Store | None = None,
     extra_lifespans: list[Callable[[Litestar], contextlib.AbstractAsyncContextManager[None]]] | None = None,
 ) -> Litestar:
-    """App factory. `store` may be injected (tests); otherwise chosen from settings and owned by the app."""
+    """App factory. The app opens and closes the store within its lifespan (on the loop that serves requests);
+    `store` may be injected (tests pick the implementation), otherwise it is chosen from the settings."""
     settings = settings or Settings.from_env()
-    owned = store is None
     the_store = store or store_from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        if owned:
-            with contextlib.suppress(StoreError):  # readiness reports it; webhooks answer 503 until it's back
-                await the_store.open()
+        with contextlib.suppress(StoreError):  # readiness reports it; webhooks answer 503 until it's back
+            await the_store.open()
         app.state.service = ServiceState(
             settings=settings,
             store=the_store,
@@ -166,8 +166,7 @@ def create_app(
         try:
             yield
         finally:
-            if owned:
-                await the_store.close()
+            await the_store.close()
 
     return Litestar(
         route_handlers=[*build_handlers(settings.webhook_max_bytes), healthz, readyz, metrics],

@@ -1,6 +1,7 @@
 """The library's database API: thin, typed wrappers over the SQL functions, usable on their own.
 
-Each call is one store round trip (one transaction). Arguments of type `bytes` are JSON documents.
+Each call is one store round trip (one transaction). Arguments of type `bytes` are JSON documents; datetimes and
+UUIDs are passed as Python objects (each store encodes them for its wire).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ async def ingest(store: Store, req: IngestRequest) -> IngestOutcome:
         "p_workspace_name": req.workspace_name,
         "p_event_type": req.event_type,
         "p_payload": req.payload_json,
-        "p_received_at": req.received_at.isoformat(),
+        "p_received_at": req.received_at,
     }
     if req.token_hash is not None:
         args["p_token_hash"] = req.token_hash
@@ -38,7 +39,7 @@ async def increment_metric(
     """Atomically add `by` to a workspace's counter for the workspace-local day of `at` (default now)."""
     args: dict[str, Any] = {"p_workspace_id": str(workspace_id), "p_metric_name": metric, "p_increment_by": by}
     if at is not None:
-        args["p_at"] = at.isoformat()
+        args["p_at"] = at
     return int(await store.rpc("increment_metric", args))
 
 
@@ -57,7 +58,7 @@ async def record_rejected(
 ) -> None:
     args: dict[str, Any] = {"p_event_type": event_type, "p_workspace_id": workspace_id, "p_error": error}
     if received_at is not None:
-        args["p_received_at"] = received_at.isoformat()
+        args["p_received_at"] = received_at
     await store.rpc("record_rejected_delivery", args)
 
 

@@ -92,7 +92,7 @@ class PostgresStore:
             raise _translate(exc) from exc
 
     async def ping(self) -> None:
-        await self._fetch("select 1")
+        await self._fetch("select public.bisonsync_ping()")  # database up and schema migrated
 
     @staticmethod
     def _call_sql(function: str, args: Mapping[str, Any]) -> tuple[str, list[Any]]:

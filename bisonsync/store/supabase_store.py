@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 from typing import Any
+from uuid import UUID
 
 import httpx
 import msgspec
@@ -13,6 +15,17 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from bisonsync.store.errors import StoreError, StoreUnavailable, classify_sqlstate
 
 _UNAVAILABLE_HTTP = {"502", "503", "504", "520"}
+
+
+def _wire(value: Any) -> Any:
+    """A Python argument as PostgREST's JSON body carries it."""
+    if isinstance(value, bytes):  # a JSON document: inline it
+        return msgspec.json.decode(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    return value
 
 
 def _translate(exc: BaseException) -> StoreError:
@@ -55,15 +68,14 @@ class SupabaseStore:
     async def ping(self) -> None:
         client = await self._ensure()
         try:
-            await client.rpc("bisonsync_ping", {}).execute()
+            await client.rpc("bisonsync_ping", {}).execute()  # database up and schema migrated
         except (APIError, httpx.HTTPError) as exc:
             raise _translate(exc) from exc
 
     async def rpc(self, function: str, args: Mapping[str, Any]) -> Any:
         client = await self._ensure()
         try:
-            # bytes arguments are JSON documents: PostgREST wants them inline in the body.
-            params = {k: msgspec.json.decode(v) if isinstance(v, bytes) else v for k, v in args.items()}
+            params = {k: _wire(v) for k, v in args.items()}
             response = await client.rpc(function, params).execute()
         except (APIError, httpx.HTTPError) as exc:
             raise _translate(exc) from exc
