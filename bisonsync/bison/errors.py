@@ -43,9 +43,7 @@ class BisonRequestError(BisonError):
 class BisonRateLimited(BisonError):
     """429 and the retry budget ran out. `retry_after` is the server's last hint in seconds, if it sent one."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
-        super().__init__(message, **kw)  # type: ignore[arg-type]
-        self.retry_after = retry_after
+    retry_after: float | None = None
 
 
 class BisonServerError(BisonError):
@@ -67,7 +65,5 @@ class BisonProtocolError(BisonError):
 class PaginationCapExceeded(BisonError):
     """A listing still had pages left after `max_pages` pages; the result would be incomplete."""
 
-    def __init__(self, message: str, *, max_pages: int, next_url: str | None = None, **kw: object) -> None:
-        super().__init__(message, **kw)  # type: ignore[arg-type]
-        self.max_pages = max_pages
-        self.next_url = next_url
+    max_pages: int = 0
+    next_url: str | None = None
