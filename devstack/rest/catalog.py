@@ -1,0 +1,363 @@
+"""The emulator's schema cache: tables/views with column types, functions with argument names, role settings.
+
+Lookups are lazy (one object at a time) and cached per pool with a TTL. A miss is never cached, and every entry
+carries a fingerprint of its catalog rows (oids, column names/types, primary key, function signatures) that each
+request re-reads in the same round trip as its `set_config` call: a table or function changed by DDL is noticed
+by the very next request, which then re-plans with fresh lookups (see `handlers`). Supabase gets the same effect
+from PostgREST's DDL event trigger and `NOTIFY pgrst, 'reload schema'`.
+
+Type names come from `format_type` evaluated with `search_path = pg_catalog`, so every non-catalog type is
+schema-qualified and safe to splice into SQL as produced by the server.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+#: a connection, or the proxy a pool hands out
+Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
+
+# The type used to cast a text value for comparison with a column: domains resolve to their base type (as an
+# unknown literal would), and bpchar/bit keep no typmod instead of format_type's implicit length 1.
+_CAST_TYPE = """
+  (select case b.oid when 'bpchar'::regtype then 'bpchar' when '_bpchar'::regtype then 'bpchar[]'
+                     when 'bit'::regtype then 'bit varying' else format_type(b.oid, null) end
+     from pg_type b
+    where b.oid = case when t.typtype = 'd' then t.typbasetype else t.oid end)
+"""
+_CATEGORY = """
+  (select b.typcategory from pg_type b where b.oid = case when t.typtype = 'd' then t.typbasetype else t.oid end)
+"""
+
+_RELATION_SQL = """
+select c.oid, c.relkind::text as kind,
+       coalesce((select array_agg(a.attname::text order by k.ord)
+                   from pg_index i
+                  cross join lateral unnest(i.indkey::int2[]) with ordinality k(attnum, ord)
+                   join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+                  where i.indrelid = c.oid and i.indisprimary), '{}') as pk
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace
+ where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'v', 'm', 'f', 'p')
+"""
+
+_COLUMNS_SQL = f"""
+select a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type, {_CAST_TYPE} as cast_type,
+       {_CATEGORY}::text as category, not a.attnotnull as nullable, a.atthasdef as has_default
+  from pg_attribute a join pg_type t on t.oid = a.atttypid
+ where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped
+ order by a.attnum
+"""
+
+_RELATION_NAMES_SQL = """
+select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+ where n.nspname = $1 and c.relkind in ('r', 'v', 'm', 'f', 'p')
+"""
+
+_FUNCTIONS_SQL = f"""
+select p.oid, p.provolatile::text as volatility, p.proretset as returns_set, p.pronargdefaults as n_defaults,
+       rt.typtype::text as ret_typtype, rt.typrelid as ret_relid, format_type(p.prorettype, null) as ret_type,
+       p.prorettype = 'void'::regtype as returns_void, p.provariadic <> 0 as variadic,
+       coalesce(p.proargnames, '{{}}') as arg_names, coalesce(p.proargmodes::text[], '{{}}') as arg_modes,
+       array(select format_type(u.x, null)
+               from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) with ordinality u(x, i)
+              order by u.i) as arg_types,
+       array(select {_CAST_TYPE}
+               from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) with ordinality u(x, i)
+               join pg_type t on t.oid = u.x order by u.i) as arg_cast_types,
+       array(select {_CATEGORY}::text
+               from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) with ordinality u(x, i)
+               join pg_type t on t.oid = u.x order by u.i) as arg_categories
+  from pg_proc p
+  join pg_namespace n on n.oid = p.pronamespace
+  join pg_type rt on rt.oid = p.prorettype
+ where n.nspname = $1 and p.proname = $2 and p.prokind = 'f'
+"""
+
+_FUNCTION_NAMES_SQL = """
+select distinct p.proname::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+ where n.nspname = $1 and p.prokind = 'f'
+"""
+
+_ROLE_SETTINGS_SQL = """
+select split_part(kv, '=', 1) as name, substr(kv, strpos(kv, '=') + 1) as value
+  from pg_db_role_setting s
+  join pg_roles r on r.oid = s.setrole
+ cross join lateral unnest(s.setconfig) kv
+ where r.rolname = $1
+   and s.setdatabase in (0, (select oid from pg_database where datname = current_database()))
+   and split_part(kv, '=', 1) in (select name from pg_settings where context = 'user')
+   and split_part(kv, '=', 1) <> 'search_path'
+ order by s.setdatabase
+"""
+
+_RESOLVE_TYPE_SQL = "select format_type(to_regtype($1), null)"
+
+
+def relation_fingerprint_sql(schema: str, name: str) -> str:
+    """A scalar subquery over the catalog rows a planned relation depends on; `schema`/`name` are placeholders."""
+    return f"""(select c.oid::text || '|' || coalesce((
+          select string_agg(a.attname || ':' || a.atttypid::text || ':' || a.atttypmod || ':' || a.attnotnull::text,
+                            ',' order by a.attnum)
+            from pg_catalog.pg_attribute a where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '')
+        || '|' || coalesce((select string_agg(i.indkey::text, ';') from pg_catalog.pg_index i
+                             where i.indrelid = c.oid and i.indisprimary), '')
+      from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+     where n.nspname = {schema} and c.relname = {name} and c.relkind in ('r', 'v', 'm', 'f', 'p'))"""
+
+
+def routines_fingerprint_sql(schema: str, name: str) -> str:
+    """Like `relation_fingerprint_sql`, for the overloads of a function name."""
+    return f"""(select string_agg(p.oid::text || ':' || p.provolatile::text || ':' || p.pronargdefaults || ':'
+                              || p.prorettype::text || ':' || p.proretset::text, ',' order by p.oid)
+      from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+     where n.nspname = {schema} and p.proname = {name} and p.prokind = 'f')"""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    #: the declared type, for display (`character varying(20)`)
+    type: str
+    #: the type a text value is cast to when compared with this column (`character varying`)
+    cast_type: str
+    #: pg_type.typcategory of the base type ('S' for strings)
+    category: str
+    nullable: bool = True
+    has_default: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    schema: str
+    name: str
+    kind: str
+    columns: dict[str, Column]
+    pk: tuple[str, ...]
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RoutineParam:
+    name: str
+    type: str
+    #: the type a text/JSON argument is converted to (see `Column.cast_type`)
+    cast_type: str
+    has_default: bool
+    variadic: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Routine:
+    schema: str
+    name: str
+    params: tuple[RoutineParam, ...]
+    #: 'void', 'scalar' (incl. SETOF scalar) or 'composite' (table row type, OUT/TABLE columns, SETOF those)
+    shape: Literal["void", "scalar", "composite"]
+    returns_set: bool
+    return_type: str
+    #: result columns of a composite result, usable in select/filters/order
+    columns: dict[str, Column]
+    volatility: str
+    variadic: bool
+    fingerprint: str = ""
+
+    @property
+    def required(self) -> frozenset[str]:
+        return frozenset(p.name for p in self.params if not p.has_default)
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(p.name for p in self.params)
+
+    @property
+    def single_unnamed_json(self) -> bool:
+        return len(self.params) == 1 and self.params[0].name == "" and self.params[0].type in ("json", "jsonb")
+
+    def signature(self) -> str:
+        args = ", ".join(f"{p.name} => {p.type}" for p in self.params)
+        return f"{self.schema}.{self.name}({args})"
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaCheck:
+    """A cached object a plan relies on, re-verified inside the request's transaction."""
+
+    kind: Literal["rel", "fn"]
+    schema: str
+    name: str
+    fingerprint: str
+
+    def sql(self, schema_ref: str, name_ref: str) -> str:
+        build = relation_fingerprint_sql if self.kind == "rel" else routines_fingerprint_sql
+        return build(schema_ref, name_ref)
+
+
+class StaleSchema(Exception):
+    """A planned-against catalog object changed since it was cached: refresh and plan again."""
+
+
+@dataclass
+class _Entry:
+    value: Any
+    expires: float
+
+
+@dataclass
+class SchemaCache:
+    """Per-pool cache of catalog lookups (see module docstring)."""
+
+    ttl: float = 30.0
+    #: how many lookups were answered from the cache (a request that used one may retry after a refresh)
+    hits: int = 0
+    _entries: dict[tuple[str, ...], _Entry] = field(default_factory=dict)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def _get(self, key: tuple[str, ...]) -> Any:
+        entry = self._entries.get(key)
+        if entry is None or entry.expires < time.monotonic():
+            return None
+        if key[0] in ("rel", "fn"):
+            self.hits += 1
+        return entry.value
+
+    def _put(self, key: tuple[str, ...], value: Any) -> None:
+        if value is None:
+            return
+        now = time.monotonic()
+        if len(self._entries) >= 2000:  # test suites create many short-lived tables: drop what has expired
+            self._entries = {k: e for k, e in self._entries.items() if e.expires >= now}
+        self._entries[key] = _Entry(value, now + self.ttl)
+
+    async def relation(self, conn: Conn, schema: str, name: str) -> Relation | None:
+        key = ("rel", schema, name)
+        cached: Relation | None = self._get(key)
+        if cached is None:
+            cached = await _in_catalog_tx(conn, _load_relation, schema, name)
+            self._put(key, cached)
+        return cached
+
+    async def routines(self, conn: Conn, schema: str, name: str) -> list[Routine]:
+        key = ("fn", schema, name)
+        cached: list[Routine] | None = self._get(key)
+        if cached is None:
+            cached = await _in_catalog_tx(conn, _load_routines, schema, name)
+            self._put(key, cached or None)
+        return cached or []
+
+    async def relation_names(self, conn: Conn, schema: str) -> list[str]:
+        return [r[0] for r in await conn.fetch(_RELATION_NAMES_SQL, schema)]
+
+    async def function_names(self, conn: Conn, schema: str) -> list[str]:
+        return [r[0] for r in await conn.fetch(_FUNCTION_NAMES_SQL, schema)]
+
+    async def role_settings(self, conn: Conn, role: str) -> list[tuple[str, str]]:
+        key = ("role", role)
+        cached: list[tuple[str, str]] | None = self._get(key)
+        if cached is None:
+            merged = {r["name"]: r["value"] for r in await conn.fetch(_ROLE_SETTINGS_SQL, role)}
+            cached = list(merged.items())
+            self._put(key, cached)
+        return cached
+
+    async def resolve_type(self, conn: Conn, name: str) -> str | None:
+        """A user-supplied cast (`select=col::int`) resolved by the server; None if no such type."""
+        key = ("type", name)
+        cached: str | None = self._get(key)
+        if cached is None:
+            try:
+                cached = await _in_catalog_tx(conn, _resolve_type, name)
+            except asyncpg.PostgresError:
+                cached = None
+            self._put(key, cached)
+        return cached
+
+
+async def _in_catalog_tx(conn: Conn, loader: Any, *args: Any) -> Any:
+    async with conn.transaction(readonly=True):
+        await conn.execute("select set_config('search_path', 'pg_catalog', true)")
+        return await loader(conn, *args)
+
+
+async def _resolve_type(conn: Conn, name: str) -> str | None:
+    value = await conn.fetchval(_RESOLVE_TYPE_SQL, name)
+    return str(value) if value else None
+
+
+def _column(row: asyncpg.Record) -> Column:
+    return Column(
+        name=row["name"],
+        type=row["type"],
+        cast_type=row["cast_type"],
+        category=row["category"],
+        nullable=row["nullable"],
+        has_default=row["has_default"],
+    )
+
+
+async def _load_relation(conn: Conn, schema: str, name: str) -> Relation | None:
+    row = await conn.fetchrow(_RELATION_SQL, schema, name)
+    if row is None:
+        return None
+    cols = await conn.fetch(_COLUMNS_SQL, row["oid"])
+    fingerprint = await conn.fetchval(f"select {relation_fingerprint_sql('$1', '$2')}", schema, name)
+    return Relation(
+        schema, name, row["kind"], {c["name"]: _column(c) for c in cols}, tuple(row["pk"]), fingerprint or ""
+    )
+
+
+async def _load_routines(conn: Conn, schema: str, name: str) -> list[Routine]:
+    routines: list[Routine] = []
+    fingerprint = await conn.fetchval(f"select {routines_fingerprint_sql('$1', '$2')}", schema, name) or ""
+    for row in await conn.fetch(_FUNCTIONS_SQL, schema, name):
+        types: list[str] = list(row["arg_types"])
+        modes: list[str] = list(row["arg_modes"]) or ["i"] * len(types)
+        names: list[str] = list(row["arg_names"]) + [""] * (len(types) - len(row["arg_names"]))
+        inputs = [i for i, m in enumerate(modes) if m in ("i", "b", "v")]
+        outputs = [i for i, m in enumerate(modes) if m in ("o", "b", "t")]
+        n_defaults = row["n_defaults"]
+        params = tuple(
+            RoutineParam(
+                names[i],
+                types[i],
+                row["arg_cast_types"][i],
+                has_default=pos >= len(inputs) - n_defaults,
+                variadic=modes[i] == "v",
+            )
+            for pos, i in enumerate(inputs)
+        )
+        columns: dict[str, Column] = {}
+        shape: Literal["void", "scalar", "composite"] = "scalar"
+        if row["returns_void"]:
+            shape = "void"
+        elif row["ret_typtype"] == "c":
+            shape = "composite"
+            for c in await conn.fetch(_COLUMNS_SQL, row["ret_relid"]):
+                columns[c["name"]] = _column(c)
+        elif len(outputs) > 1 or "t" in modes:
+            shape = "composite"
+            for i in outputs:
+                columns[names[i]] = Column(names[i], types[i], row["arg_cast_types"][i], row["arg_categories"][i])
+        elif row["ret_type"] == "record":
+            shape = "composite"
+        routines.append(
+            Routine(
+                schema=schema,
+                name=name,
+                params=params,
+                shape=shape,
+                returns_set=row["returns_set"],
+                return_type=row["ret_type"],
+                columns=columns,
+                volatility=row["volatility"],
+                variadic=row["variadic"],
+                fingerprint=fingerprint,
+            )
+        )
+    return routines

@@ -1,0 +1,334 @@
+"""From a parsed request and the schema cache to statements, and from their result row to a response.
+
+A plan is built outside the request's transaction (catalog lookups may run then) and run inside it, after the
+role and request settings are in place (see `handlers`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import msgspec
+
+from devstack.rest import sql
+from devstack.rest.catalog import Conn, Relation, Routine, SchemaCache, SchemaCheck
+from devstack.rest.config import RestSettings
+from devstack.rest.errors import (
+    RestError,
+    ambiguous_function,
+    column_not_found,
+    invalid_body,
+    invalid_range,
+    max_affected_violation,
+    no_function,
+    not_implemented,
+    singularity_error,
+    table_not_found,
+    undefined_column,
+    unsupported_method,
+)
+from devstack.rest.grammar import SelectItem
+from devstack.rest.negotiate import Accept, Preferences, check_json_content_type
+from devstack.rest.query import QueryParams, parse_query
+
+
+@dataclass
+class RestRequest:
+    method: str
+    schema: str
+    pairs: list[tuple[str, str]]
+    body: bytes
+    prefs: Preferences
+    accept: Accept
+    content_type: str | None
+    settings: RestSettings
+
+
+@dataclass
+class Outcome:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    kind: Literal["read", "insert", "update", "delete", "call"]
+    statements: list[sql.Statement]
+    readonly: bool
+    request: RestRequest
+    offset: int = 0
+    void: bool = False
+    #: cached catalog objects this plan was built from, re-verified when it runs
+    checks: list[SchemaCheck] = field(default_factory=list)
+
+    async def run(self, conn: Conn) -> Outcome:
+        total: int | None = None
+        page = 0
+        bodies: list[str] = []
+        for stmt in self.statements:
+            row = await conn.fetchrow(stmt.sql, *stmt.params.values)
+            assert row is not None
+            total = row["total"] if row["total"] is not None else total
+            page += int(row["page"])
+            if row["body"] is not None:
+                bodies.append(row["body"])
+        req = self.request
+        if req.accept.singular and page != 1 and not self.void:
+            raise singularity_error(page)
+        if req.prefs.max_affected is not None and req.prefs.handling == "strict" and page > req.prefs.max_affected:
+            raise max_affected_violation(page)
+        if self.kind in ("insert", "update", "delete") and req.prefs.counting:
+            total = page
+        return self._outcome(total, page, bodies)
+
+    def _outcome(self, total: int | None, page: int, bodies: list[str]) -> Outcome:
+        req = self.request
+        headers = {"Content-Type": req.accept.content_type}
+        if req.prefs.applied:
+            headers["Preference-Applied"] = ", ".join(req.prefs.applied)
+        if self.kind == "call" and self.void:
+            return Outcome(204, headers={k: v for k, v in headers.items() if k != "Content-Type"})
+        status = 200
+        if self.kind == "insert":
+            headers["Content-Range"] = f"*/{'*' if total is None else total}"
+            status = 201
+        else:
+            headers["Content-Range"] = content_range(self.offset, page, total)
+            if self.kind == "read" and total is not None:
+                if self.offset > total:
+                    raise invalid_range(f"An offset of {self.offset} was requested, but there are only {total} rows.")
+                if page < total:
+                    status = 206
+        if self.kind in ("insert", "update", "delete") and not req.prefs.representation:
+            headers.pop("Content-Type")
+            return Outcome(201 if self.kind == "insert" else 204, headers=headers)
+        body = _merge(bodies, req.accept.singular)
+        return Outcome(status, b"" if req.method == "HEAD" else body.encode(), headers)
+
+
+def content_range(offset: int, page: int, total: int | None) -> str:
+    upper = offset + page - 1
+    rng = f"{offset}-{upper}" if total != 0 and offset <= upper else "*"
+    return f"{rng}/{'*' if total is None else total}"
+
+
+def _merge(bodies: list[str], singular: bool) -> str:
+    """Bodies of several statements (insert groups) as one JSON array; singular bodies are already one object."""
+    if singular:
+        return bodies[0] if bodies else "null"
+    if len(bodies) == 1:
+        return bodies[0]
+    parts = [b.strip()[1:-1].strip() for b in bodies]
+    return "[" + ", ".join(p for p in parts if p) + "]"
+
+
+# -- shared helpers ---------------------------------------------------------------------------------------------
+def _decode(body: bytes) -> Any:
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise invalid_body() from None
+
+
+def _text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise invalid_body() from None
+
+
+async def _casts(conn: Conn, cache: SchemaCache, items: Sequence[SelectItem]) -> dict[str, str]:
+    casts: dict[str, str] = {}
+    for item in items:
+        if item.cast and item.cast not in casts:
+            resolved = await cache.resolve_type(conn, item.cast)
+            if resolved is None:
+                raise RestError(400, "42704", f'type "{item.cast}" does not exist')
+            casts[item.cast] = resolved
+    return casts
+
+
+def _cap(limit: int | None, max_rows: int | None) -> int | None:
+    if max_rows is None:
+        return limit
+    return max_rows if limit is None else min(limit, max_rows)
+
+
+# -- tables and views -------------------------------------------------------------------------------------------
+async def plan_relation(req: RestRequest, conn: Conn, cache: SchemaCache, name: str) -> Plan:
+    rel = await cache.relation(conn, req.schema, name)
+    if rel is None:
+        raise table_not_found(req.schema, name, await cache.relation_names(conn, req.schema))
+    plan = await _plan_relation(req, conn, cache, rel)
+    plan.checks.append(SchemaCheck("rel", rel.schema, rel.name, rel.fingerprint))
+    return plan
+
+
+async def _plan_relation(req: RestRequest, conn: Conn, cache: SchemaCache, rel: Relation) -> Plan:
+    name = rel.name
+    qp = parse_query(req.pairs, name, req.schema)
+    scope = sql.relation_scope(rel, await _casts(conn, cache, qp.select))
+    shape: dict[str, Any] = {
+        "select": qp.select,
+        "singular": req.accept.singular,
+        "strip_nulls": req.accept.strip_nulls,
+    }
+    if req.method in ("GET", "HEAD"):
+        limit = _cap(qp.limit, req.settings.max_rows)
+        stmt = sql.read(rel, scope, qp.conditions, qp.order, limit, qp.offset, count=req.prefs.counting, **shape)
+        return Plan("read", [stmt], readonly=True, request=req, offset=qp.offset)
+    if req.method == "POST":
+        return _plan_insert(req, rel, scope, qp, shape)
+    if req.method not in ("PATCH", "DELETE"):
+        raise unsupported_method(req.method)
+    if qp.limit is not None or qp.offset or qp.order:
+        raise not_implemented("limit/offset/order on PATCH and DELETE are not supported by the devstack emulator")
+    if not qp.conditions:  # pg-safeupdate, loaded for `authenticator` on Supabase
+        verb = "UPDATE" if req.method == "PATCH" else "DELETE"
+        raise RestError(400, "21000", f"{verb} requires a WHERE clause")
+    shape["representation"] = req.prefs.representation
+    if req.method == "DELETE":
+        return Plan("delete", [sql.delete(rel, scope, qp.conditions, **shape)], readonly=False, request=req)
+    check_json_content_type(req.content_type)
+    data = _decode(req.body)
+    if not isinstance(data, dict):
+        raise invalid_body("Expected a JSON object for PATCH")
+    columns = _payload_columns(rel, qp.columns, [data])
+    if not columns:
+        return Plan("update", [], readonly=False, request=req)
+    stmt = sql.update(rel, scope, columns, qp.conditions, **shape)
+    stmt.params.values[0] = _text(req.body)
+    return Plan("update", [stmt], readonly=False, request=req)
+
+
+def _payload_columns(rel: Relation, columns: Sequence[str] | None, rows: list[dict[str, Any]]) -> list[str]:
+    if columns is None:
+        columns = list(rows[0]) if rows else []
+        if any(set(r) != set(columns) for r in rows[1:]):
+            raise invalid_body("All object keys must match")
+    for col in columns:
+        if col not in rel.columns:
+            raise column_not_found(rel.name, col)
+    return list(columns)
+
+
+def _plan_insert(req: RestRequest, rel: Relation, scope: sql.Scope, qp: QueryParams, shape: dict[str, Any]) -> Plan:
+    check_json_content_type(req.content_type)
+    data = _decode(req.body)
+    text = _text(req.body)
+    if isinstance(data, dict):
+        rows, text = [data], f"[{text}]"
+    elif isinstance(data, list) and all(isinstance(r, dict) for r in data):
+        rows = data
+    else:
+        raise invalid_body()
+    columns = _payload_columns(rel, qp.columns, rows)
+    resolution = req.prefs.resolution
+    conflict: tuple[str, ...] = ()
+    if resolution:
+        conflict = qp.on_conflict or rel.pk
+        for col in conflict:
+            if col not in rel.columns:
+                raise undefined_column(rel.name, col, rel.columns)
+    groups: list[tuple[tuple[int, int] | None, list[str]]] = [(None, columns)]
+    if req.prefs.missing_default:
+        groups = _present_key_groups(rows, columns)
+    statements = []
+    for rows_range, present in groups:
+        stmt = sql.insert(
+            rel, scope, present, rows=rows_range, conflict=conflict, resolution=resolution,
+            update_columns=columns, representation=req.prefs.representation, **shape,
+        )  # fmt: skip
+        stmt.params.values[0] = text
+        statements.append(stmt)
+    return Plan("insert", statements, readonly=False, request=req)
+
+
+def _present_key_groups(
+    rows: list[dict[str, Any]], columns: list[str]
+) -> list[tuple[tuple[int, int] | None, list[str]]]:
+    """With `missing=default`, consecutive rows sharing the same present keys are inserted by one statement that
+    leaves the absent columns out, so they get their real defaults; order is kept."""
+    groups: list[tuple[tuple[int, int] | None, list[str]]] = []
+    start, current = 1, None
+    for i, row in enumerate(rows, start=1):
+        present = [c for c in columns if c in row]
+        if present != current:
+            if current is not None:
+                groups.append(((start, i - 1), current))
+            start, current = i, present
+    if current is not None:
+        groups.append(((start, len(rows)), current))
+    if len(groups) == 1:
+        return [(None, groups[0][1])]
+    return groups
+
+
+# -- functions --------------------------------------------------------------------------------------------------
+def _matches(routine: Routine, keys: set[str]) -> bool:
+    if not routine.params:
+        return not keys
+    return keys <= routine.names and routine.required <= keys
+
+
+async def plan_rpc(req: RestRequest, conn: Conn, cache: SchemaCache, name: str) -> Plan:
+    if req.method not in ("GET", "HEAD", "POST"):
+        raise RestError(405, "PGRST101", f"Cannot use the {req.method} method on RPC")
+    routines = await cache.routines(conn, req.schema, name)
+    post = req.method == "POST"
+    arg_names = frozenset() if post else frozenset(n for r in routines for n in r.names)
+    qp = parse_query(req.pairs, name, req.schema, arg_names)
+    body: Any = {}
+    if post:
+        check_json_content_type(req.content_type)
+        body = _decode(req.body) if req.body.strip() else {}
+    keys = set(body) if isinstance(body, dict) else set()
+    if not post:
+        keys = set(qp.rpc_args)
+    candidates: list[Routine] = []
+    if post and req.prefs.params == "single-object":
+        candidates = [r for r in routines if len(r.params) == 1 and r.params[0].type in ("json", "jsonb")]
+    elif isinstance(body, dict):
+        candidates = [r for r in routines if _matches(r, keys)]
+    if post and not candidates:
+        candidates = [r for r in routines if r.single_unnamed_json]
+    if not candidates:
+        raise no_function(
+            req.schema, name, keys, post_json=post,
+            all_functions=await cache.function_names(conn, req.schema) if not routines else (),
+            overload_params=[[p.name for p in r.params] for r in routines],
+        )  # fmt: skip
+    if len(candidates) > 1:
+        raise ambiguous_function([r.signature() for r in candidates])
+    routine = candidates[0]
+    single = post and (req.prefs.params == "single-object" or routine.single_unnamed_json)
+    if not single and not isinstance(body, dict):
+        raise invalid_body()
+    if routine.variadic:
+        raise not_implemented("VARIADIC functions are not supported by the devstack emulator")
+    text_body = _text(req.body) if post and req.body.strip() else "{}"
+    named = [p.name for p in routine.params if p.name in keys] if post and not single else []
+    stmt = sql.call(
+        routine,
+        json_args=named,
+        text_args=None if post else qp.rpc_args,
+        single_body=single,
+        body=text_body,
+        select=qp.select,
+        conditions=qp.conditions,
+        order=qp.order,
+        limit=_cap(qp.limit, req.settings.max_rows),
+        offset=qp.offset,
+        count=req.prefs.counting,
+        singular=req.accept.singular,
+        strip_nulls=req.accept.strip_nulls,
+        casts=await _casts(conn, cache, qp.select),
+    )
+    readonly = not post or routine.volatility in ("s", "i")
+    check = SchemaCheck("fn", routine.schema, routine.name, routine.fingerprint)
+    return Plan(
+        "call", [stmt], readonly=readonly, request=req, offset=qp.offset, void=routine.shape == "void", checks=[check]
+    )
