@@ -26,9 +26,9 @@ pytest: install
 # ruff, mypy --strict, then the test suite; the tests start (and stop) the devstack they need.
 test: lint typecheck pytest
 
-# The local stack in the foreground; Ctrl-C stops everything it started.
+# Everything in the foreground (devstack, simulator, service, live webhooks); Ctrl-C stops all of it.
 run: install
-	$(BIN)/bisonsync dev up
+	$(BIN)/bisonsync run
 
 dev-down: install
 	$(BIN)/bisonsync dev down

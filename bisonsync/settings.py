@@ -36,6 +36,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("BISONSYNC_DB_POOL_MAX", "10", "Largest asyncpg pool (direct path)."),
     SettingSpec("BISON_BASE_URL", None, "Email Bison instance base URL, e.g. https://bison.example.com."),
     SettingSpec("BISON_API_KEY", None, "Email Bison API key (super-admin or workspace-scoped).", True),
+    SettingSpec(
+        "BISON_INSTANCE", None, "Instance label of polled data (must equal the webhooks' instance_url host).",
+    ),
     SettingSpec("BISONSYNC_POLL_INTERVAL_S", "300", "Seconds between scheduled mailbox syncs (0 disables)."),
     SettingSpec("SLACK_WEBHOOK_URL", None, "Slack incoming webhook for alerts (optional).", True),
 )
@@ -62,6 +65,7 @@ class Settings:
     db_pool_max: int = 10
     bison_base_url: str | None = None
     bison_api_key: str | None = field(default=None, repr=False)
+    bison_instance: str | None = None
     poll_interval_s: int = 300
     slack_webhook_url: str | None = field(default=None, repr=False)
 
@@ -87,9 +91,20 @@ class Settings:
             db_pool_max=_parse_int("BISONSYNC_DB_POOL_MAX", get("BISONSYNC_DB_POOL_MAX") or ""),
             bison_base_url=get("BISON_BASE_URL"),
             bison_api_key=get("BISON_API_KEY"),
+            bison_instance=get("BISON_INSTANCE"),
             poll_interval_s=_parse_int("BISONSYNC_POLL_INTERVAL_S", get("BISONSYNC_POLL_INTERVAL_S") or ""),
             slack_webhook_url=get("SLACK_WEBHOOK_URL"),
         )
+
+    def instance_label(self) -> str:
+        """The tenant `instance` polled data is filed under: BISON_INSTANCE, else the host of BISON_BASE_URL."""
+        from bisonsync.events import instance_host
+
+        if self.bison_instance:
+            return instance_host(self.bison_instance)
+        if not self.bison_base_url:
+            raise SettingsError("BISON_BASE_URL is not set")
+        return instance_host(self.bison_base_url)
 
     def require_store(self) -> None:
         if self.database_url:

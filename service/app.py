@@ -174,6 +174,7 @@ def create_app(
         cors_config=CORS,
         middleware=[_access_log],
         openapi_config=OpenAPIConfig(title="bisonsync", version="0.1.0", path="/schema"),
+        logging_config=None,  # the process configures logging (bisonsync.logs), with secret redaction
         request_max_body_size=settings.webhook_max_bytes,
     )
 

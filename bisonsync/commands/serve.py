@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
+from bisonsync.logs import setup_logging
 from bisonsync.settings import Settings
 
 
@@ -22,7 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from service.app import create_app
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging(args.log_level)
     settings = Settings.from_env()
     settings.require_store()
     host = args.host or settings.host

@@ -28,7 +28,7 @@ class _Server(uvicorn.Server):
 class LoopbackServer:
     """`async with LoopbackServer(app) as server:` serves an ASGI app on `server.base_url` until the block ends."""
 
-    def __init__(self, app: ASGIApp, *, port: int = 0, log_level: str = "warning") -> None:
+    def __init__(self, app: ASGIApp, *, port: int = 0, log_level: str = "warning", lifespan: bool = False) -> None:
         self.port = port
         config = uvicorn.Config(
             app,
@@ -36,7 +36,7 @@ class LoopbackServer:
             port=port,
             log_level=log_level,
             access_log=False,
-            lifespan="off",
+            lifespan="on" if lifespan else "off",
             timeout_graceful_shutdown=1,
         )
         self._server = _Server(config)
