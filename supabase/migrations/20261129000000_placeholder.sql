@@ -1,2 +1,0 @@
--- placeholder, replaced by the schema migrations
-select 1;
