@@ -12,13 +12,16 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.enums import ScopeType
 from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import RawBody
 from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types.internal_types import PathParameterDefinition
 
 from bisonsync.ingest import Verdict, WebhookIngestor, legacy_interested_body
 from bisonsync.settings import Settings
@@ -59,13 +62,32 @@ def _respond(svc: ServiceState, verdict: Verdict, started: float, body: dict[str
                     headers=verdict.headers)
 
 
+def _webhook_operation_id(handler: Any, method: Any, path_components: list[str | PathParameterDefinition]) -> str:
+    """One handler, two paths: the canonical one and the predecessor's drop-in alias."""
+    return "ingestBisonWebhookAlias" if "functions" in path_components else "ingestBisonWebhook"
+
+
+class ErrorBody(msgspec.Struct):
+    error: str
+
+
+WEBHOOK_RESPONSES: dict[int, ResponseSpec] = {
+    400: ResponseSpec(ErrorBody, description="Malformed JSON or not an Email Bison event; the error says what"),
+    401: ResponseSpec(ErrorBody, description="Missing or wrong webhook token (recorded as rejected)"),
+    413: ResponseSpec(None, description="Body over BISONSYNC_WEBHOOK_MAX_BYTES"),
+    503: ResponseSpec(ErrorBody, description="Database unavailable: nothing was applied, retry later"),
+}
+
+
 def build_handlers(max_body: int) -> list[Any]:
     @post(
         ["/webhooks/bison", "/functions/v1/universal-bison-webhook"],
-        operation_id="ingestBisonWebhook",
+        operation_id=_webhook_operation_id,
         request_max_body_size=max_body,
         summary="Universal Email Bison webhook",
         tags=["webhooks"],
+        status_code=200,
+        responses=WEBHOOK_RESPONSES,
     )
     async def universal_webhook(request: Request[Any, Any, State], body: RawBody) -> Response[Any]:
         """Ingest one Email Bison delivery exactly once. 200 applied/duplicate/ignored, 400 malformed,
@@ -81,6 +103,8 @@ def build_handlers(max_body: int) -> list[Any]:
         request_max_body_size=max_body,
         summary="Predecessor's lead_interested endpoint (same ledger, so it never double counts)",
         tags=["webhooks"],
+        status_code=200,
+        responses=WEBHOOK_RESPONSES,
     )
     async def legacy_interested(request: Request[Any, Any, State], body: RawBody) -> Response[Any]:
         """Accepts only lead_interested; answers in the predecessor's shape."""
