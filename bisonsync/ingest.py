@@ -56,6 +56,13 @@ class WebhookIngestor:
             log.warning("could not record rejected delivery: %s", exc)
         return Verdict(401, {"error": reason}, event_type, "rejected")
 
+    async def _record_failed(self, request: IngestRequest, error: str) -> None:
+        """Keep the payload under its dedup key so the sender's retry (or `bisonsync replay`) applies it later."""
+        try:
+            await store_api.record_failed(self.store, request, error)
+        except StoreError as exc:
+            log.warning("could not record failed delivery: %s", exc)
+
     async def handle(self, body: bytes, token: str | None, *, require_type: str | None = None) -> Verdict:
         started = time.perf_counter()
         if not token:
@@ -89,6 +96,7 @@ class WebhookIngestor:
             return Verdict(400, {"error": str(exc)}, event_type, "invalid")
         except StoreError as exc:
             log.error("ingest failed for %s: %s", event_type, exc)
+            await self._record_failed(request, str(exc))
             return Verdict(500, {"error": "internal error"}, event_type, "failed")
         elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
         if outcome.status == "rejected":

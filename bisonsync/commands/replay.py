@@ -27,12 +27,14 @@ def register(sub: Any) -> None:
 async def replay(
     settings: Settings,
     status: str,
-    since: datetime | None,
-    until: datetime | None,
-    event_type: str | None,
-    limit: int,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    event_type: str | None = None,
+    limit: int = 10_000,
     dry_run: bool = False,
 ) -> dict[str, int]:
+    """Re-apply ledger rows with `status` in [since, until); returns counts by resulting status."""
     store = store_from_settings(settings)
     await store.open()
     try:
@@ -40,8 +42,8 @@ async def replay(
             "list_deliveries",
             {
                 "p_status": status,
-                "p_since": since.isoformat() if since else None,
-                "p_until": until.isoformat() if until else None,
+                "p_since": since,
+                "p_until": until,
                 "p_event_type": event_type,
                 "p_limit": limit,
             },
@@ -60,7 +62,15 @@ async def replay(
 
 def _replay(args: argparse.Namespace) -> int:
     counts = asyncio.run(
-        replay(Settings.from_env(), args.status, args.since, args.until, args.event_type, args.limit, args.dry_run)
+        replay(
+            Settings.from_env(),
+            args.status,
+            since=args.since,
+            until=args.until,
+            event_type=args.event_type,
+            limit=args.limit,
+            dry_run=args.dry_run,
+        )
     )
     print(json.dumps(counts))
     return 0

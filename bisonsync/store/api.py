@@ -62,6 +62,23 @@ async def record_rejected(
     await store.rpc("record_rejected_delivery", args)
 
 
+async def record_failed(store: Store, req: IngestRequest, error: str) -> None:
+    """Ledger a delivery whose ingest failed, payload kept: its next retry (same dedup key) applies it once."""
+    await store.rpc(
+        "record_failed_delivery",
+        {
+            "p_dedup_key": req.dedup_key,
+            "p_instance": req.instance,
+            "p_bison_workspace_id": req.bison_workspace_id,
+            "p_workspace_name": req.workspace_name,
+            "p_event_type": req.event_type,
+            "p_payload": req.payload_json,
+            "p_error": error[:2000],
+            "p_received_at": req.received_at,
+        },
+    )
+
+
 async def replay_delivery(store: Store, delivery_id: int) -> dict[str, Any]:
     result: dict[str, Any] = await store.rpc("replay_delivery", {"p_delivery_id": delivery_id})
     return result
