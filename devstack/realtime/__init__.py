@@ -1,27 +1,24 @@
-"""Realtime subset served under `/realtime/v1` (placeholder until the emulator lands)."""
+"""Realtime subset served under `/realtime/v1`: Phoenix channels with `postgres_changes`, as supabase/realtime.
+
+Changes come from logical decoding of publication `supabase_realtime` (a temporary `pgoutput` slot polled through
+SQL), are filtered per binding, authorized per subscriber role (column privileges, RLS for INSERT/UPDATE) and
+pushed to the joined channels. Modules:
+
+- `pgoutput`: the binary protocol decoder; `values`: text values -> JSON and typed comparison keys;
+- `poller`: the slot; `subscriptions` + `filters`: bindings, filter parsing/checks/evaluation;
+- `authz`: privileges and RLS checks; `dispatch`: changes -> frames;
+- `protocol`, `channel`, `socket`: the Phoenix side; `hub`: lifecycle.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from litestar import Router
 
-if TYPE_CHECKING:
-    from devstack.gateway import GatewayConfig
+from devstack.realtime.hub import RealtimeHub, RealtimeSettings
+from devstack.realtime.socket import realtime_websocket
 
-
-class RealtimeHub:
-    """Owns the logical slot poller and the connected sockets."""
-
-    def __init__(self, config: GatewayConfig) -> None:
-        self.config = config
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
+__all__ = ["RealtimeHub", "RealtimeSettings", "build_realtime_router"]
 
 
 def build_realtime_router() -> Router:
-    return Router(path="/realtime/v1", route_handlers=[])
+    return Router(path="/realtime/v1", route_handlers=[realtime_websocket])
