@@ -178,8 +178,11 @@ class Watcher:
             put(decode_change(payload))
 
         def on_system(payload: Any) -> None:
-            if isinstance(payload, dict) and payload.get("status") == "ok":
-                put(ConnectionEvent(state="live", detail=str(payload.get("message"))))
+            # realtime-py hands over a pydantic model (older versions: a dict)
+            status = payload.get("status") if isinstance(payload, dict) else getattr(payload, "status", None)
+            message = payload.get("message") if isinstance(payload, dict) else getattr(payload, "message", None)
+            if status == "ok":
+                put(ConnectionEvent(state="live", detail=str(message)))
 
         def on_state(state: RealtimeSubscribeStates, err: Exception | None) -> None:
             mapping: dict[RealtimeSubscribeStates, Literal["joined", "error", "closed", "timed_out"]] = {
