@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest bench clean dev-down
+.PHONY: install run test lint typecheck pytest bench clean dev-down web web-check
 
 install: $(STAMP)
 
@@ -32,6 +32,14 @@ run: install
 
 dev-down: install
 	$(BIN)/bisonsync dev down
+
+# Rebuild the dashboard bundle (web/ -> service/static, committed so `make run` needs no npm).
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
+
+# KPI formula tests + fail if service/static is stale (also run by `make test` via tests/browser/test_web_build.py).
+web-check:
+	cd web && npm ci --no-audit --no-fund && npm test && npm run check
 
 clean:
 	rm -rf .devstack .mypy_cache .pytest_cache .ruff_cache

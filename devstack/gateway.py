@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from litestar import Litestar, get
+from litestar.config.cors import CORSConfig
 
+from devstack.gotrue import build_auth_router
 from devstack.keys import StackKeys
 from devstack.realtime import RealtimeHub, build_realtime_router
-from devstack.rest import build_rest_router
+from devstack.rest import RestSettings, SchemaCache, build_rest_router
 
 
 @dataclass
@@ -28,6 +30,7 @@ class GatewayConfig:
     #: a role with REPLICATION for the logical slot the realtime emulator reads (`postgres` on Supabase-like DBs)
     replication_db_url: str
     keys: StackKeys = field(default_factory=StackKeys.defaults)
+    rest: RestSettings = field(default_factory=RestSettings)
     pool_min: int = 2
     pool_max: int = 20
 
@@ -37,6 +40,18 @@ class GatewayState:
     config: GatewayConfig
     pool: asyncpg.Pool
     realtime: RealtimeHub
+    #: the REST emulator's catalog cache (per pool, like PostgREST's schema cache)
+    schema_cache: SchemaCache = field(default_factory=SchemaCache)
+
+
+# Kong's `cors` plugin on `supabase start`: browsers on any origin may call the API (the dashboard page does).
+CORS = CORSConfig(
+    allow_origins=["*"],
+    allow_methods=["*"],
+    allow_headers=["*"],
+    expose_headers=["Content-Range", "Content-Profile", "Preference-Applied", "Location", "X-Supabase-Api-Version"],
+    max_age=3600,
+)
 
 
 @get("/health", include_in_schema=False)
@@ -59,8 +74,9 @@ def create_app(config: GatewayConfig) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=[health, build_rest_router(), build_realtime_router()],
+        route_handlers=[health, build_rest_router(), build_realtime_router(), build_auth_router()],
         lifespan=[lifespan],
+        cors_config=CORS,
         openapi_config=None,
         debug=False,
     )
@@ -80,8 +96,10 @@ def main(argv: list[str] | None = None) -> None:
     jwt_secret = os.environ.get("SUPABASE_JWT_SECRET")
     keys = StackKeys.defaults(jwt_secret) if jwt_secret else StackKeys.defaults()
     app = create_app(GatewayConfig(db_url=args.db_url, replication_db_url=args.replication_db_url, keys=keys))
+    # No permessage-deflate: Realtime's Phoenix endpoint does not compress, and it costs CPU on every frame.
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on", ws="websockets"
+        app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on", ws="websockets",
+        ws_per_message_deflate=False,
     )
     asyncio.run(uvicorn.Server(config).serve())
 

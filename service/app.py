@@ -26,6 +26,7 @@ from litestar.types.internal_types import PathParameterDefinition
 from bisonsync.ingest import Verdict, WebhookIngestor, legacy_interested_body
 from bisonsync.settings import Settings
 from bisonsync.store import Store, StoreError, store_from_settings
+from service.dashboard import dashboard_handlers
 from service.metrics import ServiceMetrics
 
 log = logging.getLogger("bisonsync.service")
@@ -193,7 +194,13 @@ def create_app(
             await the_store.close()
 
     return Litestar(
-        route_handlers=[*build_handlers(settings.webhook_max_bytes), healthz, readyz, metrics],
+        route_handlers=[
+            *build_handlers(settings.webhook_max_bytes),
+            healthz,
+            readyz,
+            metrics,
+            *dashboard_handlers(settings),
+        ],
         lifespan=[lifespan, *(extra_lifespans or [])],
         cors_config=CORS,
         middleware=[_access_log],
