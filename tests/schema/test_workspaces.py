@@ -56,3 +56,10 @@ async def test_webhook_token_resolution(conn: asyncpg.Connection, unique_ws: int
         )
     await conn.execute("select public.set_webhook_token($1, null)", ws)
     assert await conn.fetchrow("select * from public.resolve_webhook_token($1)", token_hash) is None
+
+
+async def test_clean_label_keeps_letters_and_trims_whitespace(conn: asyncpg.Connection) -> None:
+    # regression: E'\v' is not an escape in PostgreSQL, so a trim set holding it stripped the letter v
+    assert await conn.fetchval("select public.clean_label($1)", "  Ref Without Env \t") == "Ref Without Env"
+    assert await conn.fetchval("select public.clean_label($1)", "vivid.dev\x0b") == "vivid.dev"
+    assert await conn.fetchval("select public.clean_label($1)", " \u00a0 ") is None
