@@ -8,7 +8,19 @@ import sys
 from collections.abc import Callable, Sequence
 
 # Modules under bisonsync.commands, each with `register(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ("dev", "db", "serve", "run", "replay", "config", "watch", "simulate")
+COMMAND_MODULES: tuple[str, ...] = (
+    "dev",
+    "db",
+    "serve",
+    "run",
+    "replay",
+    "config",
+    "watch",
+    "simulate",
+    "analytics",
+    "reconcile",
+    "webhooks",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
