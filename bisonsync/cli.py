@@ -13,6 +13,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "db",
     "serve",
     "run",
+    "poll",
     "replay",
     "config",
     "watch",

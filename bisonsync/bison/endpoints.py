@@ -24,7 +24,7 @@ from bisonsync.bison.models import (
     Workspace,
     WorkspaceStats,
 )
-from bisonsync.bison.pagination import paginate
+from bisonsync.bison.pagination import PageStep, paginate, walk_pages
 
 if TYPE_CHECKING:
     from bisonsync.bison.client import BisonClient
@@ -121,6 +121,20 @@ class Endpoints:
             params["search"] = search
         async for page in self._pages("/api/sender-emails", Page[SenderEmail], params):
             yield page
+
+    async def sender_email_pages_from(
+        self, start: httpx.URL, *, max_pages: int | None = None
+    ) -> AsyncIterator[PageStep[SenderEmail]]:
+        """The mailbox listing from any page on (a resume cursor), each step with its URL and the next one, the
+        empty page that ends the listing included; same key, retries and page cap as every call."""
+
+        async def fetch(url: httpx.URL) -> Page[SenderEmail]:
+            resp = await self._request("GET", url)
+            return decode(resp, Page[SenderEmail], "GET", "/api/sender-emails")
+
+        cap = self._owner.max_pages if max_pages is None else max_pages
+        async for step in walk_pages(fetch, start, self._owner.base_url, max_pages=cap):
+            yield step
 
     async def list_sender_emails(self, *, per_page: int = PAGE_SIZE, search: str | None = None) -> list[SenderEmail]:
         """All mailboxes of the current workspace; raises rather than return a partial list."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -50,14 +51,25 @@ def next_page_url(page: Page[Any], current: httpx.URL, base: httpx.URL) -> httpx
     return None
 
 
-async def paginate(
+@dataclass(frozen=True, slots=True)
+class PageStep(Generic[T]):
+    """One fetched page of a listing, where it came from and where the next one is (None: the listing ended)."""
+
+    url: httpx.URL
+    page: Page[T]
+    next_url: httpx.URL | None
+
+
+async def walk_pages(
     fetch: Callable[[httpx.URL], Awaitable[Page[T]]],
     first: httpx.URL,
     base: httpx.URL,
     *,
     max_pages: int = DEFAULT_MAX_PAGES,
-) -> AsyncIterator[Page[T]]:
-    """Yield every non-empty page, starting at `first`; raise `PaginationCapExceeded` past `max_pages`."""
+) -> AsyncIterator[PageStep[T]]:
+    """Every page from `first` to the end of the listing, including the empty page that ends it (its `meta` still
+    tells the listing's total); loop detection; `PaginationCapExceeded` past `max_pages` (with the next URL, so a
+    caller can resume there)."""
     url: httpx.URL | None = first
     seen: set[str] = set()
     fetched = 0
@@ -77,7 +89,19 @@ async def paginate(
         seen.add(key)
         page = await fetch(url)
         fetched += 1
-        if not page.data:
-            return
-        yield page
-        url = next_page_url(page, url, base)
+        nxt = next_page_url(page, url, base) if page.data else None
+        yield PageStep(url, page, nxt)
+        url = nxt
+
+
+async def paginate(
+    fetch: Callable[[httpx.URL], Awaitable[Page[T]]],
+    first: httpx.URL,
+    base: httpx.URL,
+    *,
+    max_pages: int = DEFAULT_MAX_PAGES,
+) -> AsyncIterator[Page[T]]:
+    """Yield every non-empty page, starting at `first`; raise `PaginationCapExceeded` past `max_pages`."""
+    async for step in walk_pages(fetch, first, base, max_pages=max_pages):
+        if step.page.data:
+            yield step.page

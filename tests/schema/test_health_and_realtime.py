@@ -18,6 +18,9 @@ PUBLISHED = {
     "mailbox_status_history",
     "webhook_activity",
     "provider_performance_history",
+    # 20261129000600_mailbox_sync.sql: poll progress for dashboards
+    "sync_runs",
+    "sync_run_workspaces",
 }
 
 
