@@ -27,8 +27,8 @@ from devstack.keys import StackKeys
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ROOT = Path(os.environ.get("BISONSYNC_DEVSTACK_DIR", PROJECT_ROOT / ".devstack"))
-DEFAULT_API_PORT = 54321
-DEFAULT_DB_PORT = 54322
+DEFAULT_API_PORT = int(os.environ.get("BISONSYNC_DEVSTACK_API_PORT", "54321"))
+DEFAULT_DB_PORT = int(os.environ.get("BISONSYNC_DEVSTACK_DB_PORT", "54322"))
 
 
 class StackError(RuntimeError):

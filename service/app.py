@@ -26,8 +26,17 @@ from litestar.types.internal_types import PathParameterDefinition
 from bisonsync.ingest import Verdict, WebhookIngestor, legacy_interested_body
 from bisonsync.settings import Settings
 from bisonsync.store import Store, StoreError, store_from_settings
+from service.background import background_lifespans
 from service.dashboard import dashboard_handlers
 from service.metrics import ServiceMetrics
+from service.webhook_docs import (
+    LEGACY_BODY,
+    UNIVERSAL_BODY,
+    LegacyInterestedAccepted,
+    WebhookAccepted,
+    success_response,
+    webhook_operation,
+)
 
 log = logging.getLogger("bisonsync.service")
 
@@ -84,11 +93,12 @@ def build_handlers(max_body: int) -> list[Any]:
     @post(
         ["/webhooks/bison", "/functions/v1/universal-bison-webhook"],
         operation_id=_webhook_operation_id,
+        operation_class=webhook_operation(UNIVERSAL_BODY, TOKEN_HEADER),
         request_max_body_size=max_body,
         summary="Universal Email Bison webhook",
         tags=["webhooks"],
         status_code=200,
-        responses=WEBHOOK_RESPONSES,
+        responses={200: success_response(WebhookAccepted), **WEBHOOK_RESPONSES},
     )
     async def universal_webhook(request: Request[Any, Any, State], body: RawBody) -> Response[Any]:
         """Ingest one Email Bison delivery exactly once. 200 applied/duplicate/ignored, 400 malformed,
@@ -101,11 +111,12 @@ def build_handlers(max_body: int) -> list[Any]:
     @post(
         "/functions/v1/bison-interested-webhook",
         operation_id="ingestLegacyInterestedWebhook",
+        operation_class=webhook_operation(LEGACY_BODY, TOKEN_HEADER),
         request_max_body_size=max_body,
         summary="Predecessor's lead_interested endpoint (same ledger, so it never double counts)",
         tags=["webhooks"],
         status_code=200,
-        responses=WEBHOOK_RESPONSES,
+        responses={200: success_response(LegacyInterestedAccepted), **WEBHOOK_RESPONSES},
     )
     async def legacy_interested(request: Request[Any, Any, State], body: RawBody) -> Response[Any]:
         """Accepts only lead_interested; answers in the predecessor's shape."""
@@ -125,7 +136,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", operation_id="readyz", tags=["ops"])
+@get(
+    "/readyz",
+    operation_id="readyz",
+    tags=["ops"],
+    responses={503: ResponseSpec(dict[str, str], description="Database unreachable or schema not migrated",
+                                 generate_examples=False)},
+)
 async def readyz(request: Request[Any, Any, State]) -> Response[dict[str, str]]:
     """Readiness: the database answers."""
     try:
@@ -172,7 +189,8 @@ def create_app(
     extra_lifespans: list[Callable[[Litestar], contextlib.AbstractAsyncContextManager[None]]] | None = None,
 ) -> Litestar:
     """App factory. The app opens and closes the store within its lifespan (on the loop that serves requests);
-    `store` may be injected (tests pick the implementation), otherwise it is chosen from the settings."""
+    `store` may be injected (tests pick the implementation), otherwise it is chosen from the settings.
+    `extra_lifespans` replaces the default background work (poll, alerts, snapshots; off with BISONSYNC_JOBS=0)."""
     settings = settings or Settings.from_env()
     the_store = store or store_from_settings(settings)
 
@@ -193,6 +211,8 @@ def create_app(
         finally:
             await the_store.close()
 
+    if extra_lifespans is None:
+        extra_lifespans = background_lifespans(settings, the_store) if settings.jobs_enabled else []
     return Litestar(
         route_handlers=[
             *build_handlers(settings.webhook_max_bytes),
@@ -201,7 +221,7 @@ def create_app(
             metrics,
             *dashboard_handlers(settings),
         ],
-        lifespan=[lifespan, *(extra_lifespans or [])],
+        lifespan=[lifespan, *extra_lifespans],
         cors_config=CORS,
         middleware=[_access_log],
         openapi_config=OpenAPIConfig(title="bisonsync", version="0.1.0", path="/schema"),

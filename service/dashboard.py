@@ -12,11 +12,26 @@ from typing import Any
 
 from litestar import Response, get
 from litestar.datastructures import CacheControlHeader
+from litestar.file_system import BaseLocalFileSystem
 from litestar.static_files import create_static_files_router
+from litestar.types import FileInfo, PathType
 
 from bisonsync.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+class StaticFileSystem(BaseLocalFileSystem):
+    """The local file system, where a path that cannot name a file (a NUL byte, a name over the OS limit, a file
+    used as a directory) is simply not found: Litestar answers 500 for those errors, from an unauthenticated GET."""
+
+    async def info(self, path: PathType, **kwargs: Any) -> FileInfo:
+        try:
+            return await super().info(path, **kwargs)
+        except (FileNotFoundError, PermissionError):
+            raise
+        except (OSError, ValueError) as exc:
+            raise FileNotFoundError("no such file") from exc
 
 
 def dashboard_config(settings: Settings) -> dict[str, str | None]:
@@ -46,6 +61,7 @@ def dashboard_handlers(settings: Settings, static_dir: Path = STATIC_DIR) -> lis
         html_mode=True,
         name="dashboard",
         include_in_schema=False,
+        file_system=StaticFileSystem(),
         # revalidate on every load (ETag / Last-Modified), so a rebuilt bundle is picked up at once
         cache_control=CacheControlHeader(no_cache=True),
     )

@@ -11,7 +11,7 @@ See docs/alerts.md.
 """
 
 from bisonsync.alerts.conditions import Evaluation, evaluate, evaluate_alerts, summarize
-from bisonsync.alerts.jobs import JobSpec, analytics_jobs
+from bisonsync.alerts.jobs import analytics_jobs
 from bisonsync.alerts.log import ClaimedAlert, SendResult, claim_alerts, finish_alerts, record_alerts
 from bisonsync.alerts.models import (
     CONDITIONS,
@@ -42,7 +42,6 @@ __all__ = [
     "Destination",
     "Evaluation",
     "FlushReport",
-    "JobSpec",
     "PostResult",
     "SendResult",
     "analytics_jobs",

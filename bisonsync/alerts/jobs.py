@@ -1,32 +1,21 @@
-"""The scheduled jobs of analytics, reconciliation and alerts, as plain specs a scheduler can run.
+"""The scheduled jobs of analytics, reconciliation and alerts, as `bisonsync.scheduler.Job`s.
 
-`JobSpec` has the same fields as `service.jobs.Job` (name, interval_s, run, initial_delay_s), so the service
-wires them with `[Job(j.name, j.interval_s, j.run, j.initial_delay_s) for j in analytics_jobs(...)]`. Every job
-is idempotent and safe on several replicas: alert keys dedup in `alert_log`, the snapshot replaces its day
-under an advisory lock, drift rows upsert per check day.
+Every job is idempotent and safe on several replicas: alert keys dedup in `alert_log`, the snapshot replaces its
+day under an advisory lock, drift rows upsert per check day.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from bisonsync.alerts.worker import AlertWorker
 from bisonsync.analytics import DailySnapshotReport, run_daily_snapshot
 from bisonsync.bison import BisonClient
 from bisonsync.reconcile import ReconcileReport, run_reconcile_job
+from bisonsync.scheduler import Job
 from bisonsync.store import Store
 
 log = logging.getLogger("bisonsync.jobs")
-
-
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    name: str
-    interval_s: float
-    run: Callable[[], Awaitable[object]]
-    initial_delay_s: float = 0.0
 
 
 def analytics_jobs(
@@ -37,7 +26,7 @@ def analytics_jobs(
     bison_instance: str | None = None,
     snapshot_interval_s: float = 3600.0,
     reconcile_interval_s: float = 6 * 3600.0,
-) -> list[JobSpec]:
+) -> list[Job]:
     """`alerts` every `worker.config.check_interval_s`; `provider_snapshot` hourly (today's UTC snapshot, then
     drop detection; drops are turned into alerts at once); `reconcile` every 6 h when an Email Bison client is
     given (share the poller's client: the super-admin switch lock lives in it), for `bison_instance`
@@ -57,8 +46,8 @@ def analytics_jobs(
         return report
 
     jobs = [
-        JobSpec("alerts", worker.config.check_interval_s, worker.run_checks, initial_delay_s=5.0),
-        JobSpec("provider_snapshot", snapshot_interval_s, snapshot, initial_delay_s=30.0),
+        Job("alerts", worker.config.check_interval_s, worker.run_checks, initial_delay_s=5.0),
+        Job("provider_snapshot", snapshot_interval_s, snapshot, initial_delay_s=30.0),
     ]
     if bison_client is not None:
         client = bison_client
@@ -77,5 +66,5 @@ def analytics_jobs(
                 )
             return reports
 
-        jobs.append(JobSpec("reconcile", reconcile_interval_s, reconcile, initial_delay_s=120.0))
+        jobs.append(Job("reconcile", reconcile_interval_s, reconcile, initial_delay_s=120.0))
     return [j for j in jobs if j.interval_s > 0]

@@ -20,6 +20,9 @@ from bisonsync.settings import Settings
 
 DEMO_WEBHOOK_TOKEN = "local-dev-webhook-token"  # public local default, as in .env.example
 DEMO_INSTANCE_URL = "https://bison.local"
+# The local demo's dashboard login (local devstack only; a public default like the stack's keys).
+DEMO_EMAIL = "demo@bisonsync.local"
+DEMO_PASSWORD = "bisonsync-demo"
 
 
 def register(sub: Any) -> None:
@@ -50,7 +53,8 @@ async def run(args: argparse.Namespace) -> int:
 
     async with contextlib.AsyncExitStack() as stack:
         # 1. the database: the configured one, else the local devstack
-        if not (settings.database_url or (settings.supabase_url and settings.supabase_service_role_key)):
+        local_stack = not (settings.database_url or (settings.supabase_url and settings.supabase_service_role_key))
+        if local_stack:
             dev = DevStack()
             await dev.up()
             stack.callback(dev.down)
@@ -81,11 +85,16 @@ async def run(args: argparse.Namespace) -> int:
             )
             print(f"  Email Bison simulator {server.base_url}  ({args.workspaces} ws, {args.mailboxes} mailboxes)")
         settings = dataclasses.replace(settings, poll_interval_s=args.poll_interval, port=args.port or settings.port)
-        # 3. the service
+        # 3. a first sync, so the dashboard has workspaces and mailboxes at once (the service keeps polling)
+        await _first_sync(settings)
+        if local_stack:
+            await _demo_member(settings)
+            print(f"  dashboard login       {DEMO_EMAIL} / {DEMO_PASSWORD}  (member of every workspace)")
+        # 4. the service
         service_url = await _start_service(settings, stack)
         print(f"  bisonsync service     {service_url}   (dashboard: {service_url}/, API docs: {service_url}/schema)")
         print(f"  webhook URL           {service_url}/webhooks/bison?token=<BISONSYNC_WEBHOOK_TOKEN>", flush=True)
-        # 4. simulated webhooks, in bounded batches, until stopped
+        # 5. simulated webhooks, in bounded batches, until stopped
         if sim is not None:
             batch = 0
 
@@ -110,6 +119,56 @@ async def run(args: argparse.Namespace) -> int:
             await stop.wait()
         print("stopping...", flush=True)
     return 0
+
+
+async def _first_sync(settings: Settings) -> None:
+    from bisonsync.store import store_from_settings
+    from bisonsync.sync.scheduled import client_from_settings, run_sync_cycle
+
+    store = store_from_settings(settings)
+    await store.open()
+    try:
+        async with client_from_settings(settings) as client:
+            report = await run_sync_cycle(settings, store, client)
+        print(f"  first sync            {report.mailboxes.status}: {report.mailboxes.totals}", flush=True)
+    finally:
+        await store.close()
+
+
+async def _demo_member(settings: Settings) -> None:
+    """A dashboard user who is a member of every polled workspace (created through the devstack's GoTrue admin
+    API), and demo targets for those workspaces."""
+    import asyncpg
+    import httpx
+
+    assert settings.supabase_url and settings.supabase_service_role_key and settings.database_url
+    key = settings.supabase_service_role_key
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.post(
+            f"{settings.supabase_url}/auth/v1/admin/users",
+            headers={"apikey": key, "authorization": f"Bearer {key}"},
+            json={"email": DEMO_EMAIL, "password": DEMO_PASSWORD, "email_confirm": True},
+        )
+        if r.status_code not in (200, 201, 422):  # 422: exists from an earlier run
+            r.raise_for_status()
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        instance = settings.instance_label()
+        await conn.execute(
+            "insert into public.workspace_members (user_id, workspace_id) "
+            "select u.id, w.id from auth.users u cross join public.workspaces w where u.email = $1 and w.instance = $2 "
+            "on conflict do nothing",
+            DEMO_EMAIL,
+            instance,
+        )
+        # demo targets, so the dashboard's progress bars have something to measure against
+        await conn.execute(
+            "update public.workspaces set monthly_sending_target = coalesce(monthly_sending_target, 600), "
+            "monthly_kpi_target = coalesce(monthly_kpi_target, 12) where instance = $1",
+            instance,
+        )
+    finally:
+        await conn.close()
 
 
 async def _start_service(settings: Settings, stack: contextlib.AsyncExitStack) -> str:

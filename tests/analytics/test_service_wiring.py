@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from litestar.testing import AsyncTestClient
 
 from bisonsync.alerts import AlertWorker, analytics_jobs
+from bisonsync.scheduler import Scheduler
 from bisonsync.settings import Settings
 from bisonsync.store import PostgresStore
 from service.app import create_app
-from service.jobs import Job, Scheduler
 
 from .conftest import GLOBAL_SLACK, FakeSlack, WorkspaceMaker, fast_config
 
@@ -33,7 +34,7 @@ async def test_worker_and_jobs_in_the_service_lifespan(
     worker = AlertWorker(store, settings, http, config=fast_config(check_interval_s=0.2))
     specs = analytics_jobs(store, worker, snapshot_interval_s=0)
     assert [j.name for j in specs] == ["alerts"]
-    scheduler = Scheduler([Job(j.name, j.interval_s, j.run, 0.0) for j in specs])
+    scheduler = Scheduler([dataclasses.replace(j, initial_delay_s=0.0) for j in specs])
     app = create_app(settings, store, extra_lifespans=[worker.lifespan(), scheduler.lifespan()])
     async with AsyncTestClient(app) as client:
         assert (await client.get("/healthz")).status_code == 200

@@ -41,7 +41,7 @@ def store(request: pytest.FixtureRequest, devstack: StackHandle) -> Store:
 
 
 def settings_for(**overrides: Any) -> Settings:
-    base: dict[str, Any] = {"webhook_token": TOKEN, "webhook_max_bytes": 256 * 1024}
+    base: dict[str, Any] = {"webhook_token": TOKEN, "webhook_max_bytes": 256 * 1024, "jobs_enabled": False}
     base.update(overrides)
     return Settings(**base)
 

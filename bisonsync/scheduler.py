@@ -1,4 +1,4 @@
-"""Background jobs the service runs on a schedule (mailbox poll, alerts, snapshots), as a Litestar lifespan.
+"""Background jobs run on a schedule (mailbox poll, alerts, snapshots, reconcile), as an ASGI lifespan.
 
 Each job runs in its own task, one run at a time, with errors logged and never propagated: a failing job must
 not take the webhook endpoint down with it. Jobs that must be single-flight across replicas take their own
@@ -12,8 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-
-from litestar import Litestar
+from typing import Any
 
 log = logging.getLogger("bisonsync.jobs")
 
@@ -57,9 +56,11 @@ class Scheduler:
                 await task
         self._tasks = []
 
-    def lifespan(self) -> Callable[[Litestar], contextlib.AbstractAsyncContextManager[None]]:
+    def lifespan(self) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
+        """A lifespan for `Litestar(lifespan=[...])` (any framework passing the app)."""
+
         @contextlib.asynccontextmanager
-        async def run(app: Litestar) -> AsyncIterator[None]:
+        async def run(app: Any) -> AsyncIterator[None]:
             self.start()
             try:
                 yield
