@@ -33,6 +33,10 @@ run: install
 dev-down: install
 	$(BIN)/bisonsync dev down
 
+# Benchmarks (ingest, realtime, sync) with ratios against same-run baselines; updates docs/performance.md.
+bench: install
+	$(BIN)/python bench/run_all.py
+
 # Rebuild the dashboard bundle (web/ -> service/static, committed so `make run` needs no npm).
 web:
 	cd web && npm ci --no-audit --no-fund && npm run build

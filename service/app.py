@@ -178,7 +178,9 @@ def _access_log(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send_wrapper)
         finally:
             ms = (time.perf_counter() - started) * 1000
-            log.info("%s %s %s %.1fms", scope.get("method"), scope["path"], status, ms)
+            # successes are in the ledger and /metrics already: DEBUG keeps the hot path cheap (~5 % CPU)
+            level = logging.DEBUG if status < 400 else logging.WARNING if status >= 500 else logging.INFO
+            log.log(level, "%s %s %s %.1fms", scope.get("method"), scope["path"], status, ms)
 
     return middleware
 

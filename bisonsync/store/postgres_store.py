@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -35,6 +36,22 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(
             typ, schema="pg_catalog", encoder=_encode_json, decoder=msgspec.json.decode, format="text"
         )
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release without asyncpg's default reset query (`SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL`), which costs a second round trip per call (measured: ~20 % of the client CPU of an ingest call, and
+    database CPU). Nothing here leaves session state behind: every call is one statement, the SQL functions take
+    only transaction-scoped locks (`pg_advisory_xact_lock`) and pin their own `search_path`, and the store never
+    LISTENs, opens cursors or SETs. asyncpg still rolls back an open transaction and drops listeners on release."""
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _call_text(function: str, names: tuple[str, ...]) -> str:
+    """`public."fn"("a" => $1, "b" => $2)`, validated and built once per function and argument list."""
+    placeholders = ", ".join(f"{_ident(n)} => ${i}" for i, n in enumerate(names, start=1))
+    return f"public.{_ident(function)}({placeholders})"
 
 
 def _translate(exc: BaseException) -> StoreError:
@@ -72,6 +89,7 @@ class PostgresStore:
                         max_size=self._max,
                         command_timeout=self._timeout,
                         init=_init_connection,
+                        reset=_keep_session,
                     )
                 except (*_TRANSPORT_ERRORS, asyncpg.PostgresError) as exc:
                     raise _translate(exc) from exc
@@ -96,9 +114,8 @@ class PostgresStore:
 
     @staticmethod
     def _call_sql(function: str, args: Mapping[str, Any]) -> tuple[str, list[Any]]:
-        names = list(args)
-        placeholders = ", ".join(f"{_ident(n)} => ${i}" for i, n in enumerate(names, start=1))
-        return f"public.{_ident(function)}({placeholders})", [args[n] for n in names]
+        names = tuple(args)
+        return _call_text(function, names), [args[n] for n in names]
 
     async def rpc(self, function: str, args: Mapping[str, Any]) -> Any:
         call, params = self._call_sql(function, args)
