@@ -3,16 +3,26 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCK   := requirements.lock
 
-.PHONY: install run test lint typecheck pytest bench clean dev-down web web-check
+.PHONY: install lock run test lint typecheck pytest bench clean dev-down web web-check
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Reproducible: every dependency (and the build backend) pinned with hashes in $(LOCK); the project itself is then
+# installed editable without resolving anything.
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+# Re-resolve $(LOCK) from pyproject.toml (run after changing dependencies; commit the result).
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --universal --python-version 3.11 \
+		--no-header --quiet -o $(LOCK)
 
 lint: install
 	$(BIN)/ruff check .

@@ -55,3 +55,23 @@ def test_no_key_shaped_strings_in_tracked_files() -> None:
 def test_configuration_reference_is_current() -> None:
     doc = (ROOT / "docs" / "configuration.md").read_text()
     assert doc == configuration_markdown(), "regenerate with: bisonsync config --markdown > docs/configuration.md"
+
+
+def test_lock_file_pins_every_declared_dependency_with_hashes() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = list(project["dependencies"]) + list(project["optional-dependencies"]["dev"])
+    lock = (ROOT / "requirements.lock").read_text()
+    pinned = {
+        m.group(1).lower().replace("_", "-"): m.group(0)
+        for m in re.finditer(r"^([A-Za-z0-9_.-]+)==\S+", lock, flags=re.M)
+    }
+    missing = []
+    for spec in declared:
+        name = re.split(r"[<>=!~;\[ ]", spec, maxsplit=1)[0].lower().replace("_", "-")
+        if name not in pinned:
+            missing.append(name)
+    assert not missing, f"not in requirements.lock (run `make lock`): {missing}"
+    blocks = re.split(r"\n(?=[A-Za-z0-9_.-]+==)", lock.strip())
+    assert all("--hash=sha256:" in block for block in blocks if "==" in block.split("\n", 1)[0])
