@@ -65,7 +65,7 @@ async def test_a_killed_poll_resumes_at_the_page_after_the_last_committed_one(
     with pytest.raises(asyncio.CancelledError):
         await first
     fetched_before = len(transport.page_requests())
-    assert kill_after <= fetched_before < kill_after + 2
+    assert kill_after <= fetched_before <= kill_after + 2  # at most one more request in flight per lane
 
     progress = {
         r["team"]: (r["status"], r["pages_done"])
