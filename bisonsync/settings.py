@@ -54,11 +54,12 @@ def _parse_int(name: str, raw: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    database_url: str | None = None
+    # secrets (SettingSpec.secret) stay out of repr(): a logged or error-reported Settings must not carry them
+    database_url: str | None = field(default=None, repr=False)
     supabase_url: str | None = None
-    supabase_service_role_key: str | None = None
+    supabase_service_role_key: str | None = field(default=None, repr=False)
     supabase_anon_key: str | None = None
-    webhook_token: str | None = None
+    webhook_token: str | None = field(default=None, repr=False)
     webhook_max_bytes: int = 262_144
     default_instance: str = "default"
     host: str = "127.0.0.1"

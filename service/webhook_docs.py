@@ -15,6 +15,8 @@ import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Parameter, RequestBody, Schema
 
+from bisonsync.events import LeadInterested
+
 _MAX_ID = 2**63 - 1
 
 
@@ -28,6 +30,8 @@ BISON_ID = Schema(one_of=[
     Schema(type=OpenAPIType.STRING, pattern=r"^[1-9][0-9]{0,17}$"),
 ])
 _TEXT = _nullable(Schema(type=OpenAPIType.STRING))
+#: not blank: some character Python's str.strip() keeps (it strips \x1c-\x1f and \x85 too, which \s leaves out)
+_NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?"
 #: blank, or a host name with an optional scheme, port and path (what `bisonsync.events.instance_host` accepts,
 #: IPv6 literals and international names aside)
@@ -52,25 +56,64 @@ def _event(type_schema: Schema) -> Schema:
     )
 
 
-def _lead() -> Schema:
+#: what the decoder's lax mode also takes for a boolean: 0/1 and "true"/"false"/"1"/"0" in any case
+_LAX_BOOL = Schema(one_of=[
+    Schema(type=OpenAPIType.BOOLEAN),
+    Schema(type=OpenAPIType.INTEGER, enum=[0, 1]),
+    Schema(type=OpenAPIType.STRING, pattern="^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)$"),
+])
+
+
+def _from_model(node: dict[str, Any], defs: dict[str, Any]) -> Schema:
+    """A msgspec JSON Schema node as a Litestar Schema, `$ref`s inlined, ids and booleans widened to what the
+    lax decoder takes (so the document and the decoder agree in both directions)."""
+    if "$ref" in node:
+        return _from_model(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+    if "anyOf" in node:
+        return Schema(any_of=[_from_model(n, defs) for n in node["anyOf"]], description=node.get("description"))
+    kind = node.get("type")
+    if kind == "integer" and node.get("minimum") == 1:
+        return BISON_ID
+    if kind == "boolean":
+        return _LAX_BOOL
     return Schema(
-        type=OpenAPIType.OBJECT,
-        description="needs an `id` or a non-blank `email`",
-        any_of=[
-            Schema(required=["id"], properties={"id": BISON_ID}),
-            Schema(required=["email"], properties={"email": Schema(type=OpenAPIType.STRING, pattern=r"\S")}),
-        ],
-        properties={"id": _nullable(BISON_ID), "email": _TEXT},
+        type=OpenAPIType(kind) if kind else None,
+        title=node.get("title"),
+        description=node.get("description"),
+        properties={k: _from_model(v, defs) for k, v in node["properties"].items()} if "properties" in node else None,
+        required=node.get("required") or None,
+        items=_from_model(node["items"], defs) if "items" in node else None,
     )
 
 
-#: `{"event": {...}, "data": {...}}`; `data` is checked per event type (docs/events.md); unknown types are stored
+def _model_schema(model: type[msgspec.Struct]) -> Schema:
+    document = msgspec.json.schema(model)
+    return _from_model(document, document.get("$defs", {}))
+
+
+def _lead_interested_data() -> Schema:
+    """`data` of lead_interested, from the decoder's own models, plus the rule the decoder adds: the lead needs an
+    `id` or a non-blank `email`."""
+    data = _model_schema(LeadInterested)
+    assert data.properties is not None
+    lead = data.properties["lead"]
+    assert isinstance(lead, Schema)
+    lead.any_of = [
+        Schema(required=["id"], properties={"id": BISON_ID}),
+        Schema(required=["email"], properties={"email": Schema(type=OpenAPIType.STRING, pattern=_NOT_BLANK)}),
+    ]
+    return data
+
+
+#: `{"event": {...}, "data": {...}}`
 UNIVERSAL_BODY = Schema(
     type=OpenAPIType.OBJECT,
     required=["event"],
     properties={
-        "event": _event(Schema(type=OpenAPIType.STRING, pattern=r"\S", description="event type, any casing")),
-        "data": _nullable(Schema(type=OpenAPIType.OBJECT)),
+        "event": _event(Schema(type=OpenAPIType.STRING, pattern=_NOT_BLANK, description="event type, any casing")),
+        "data": Schema(description=(
+            "An object for each of the 17 known types, checked per type (docs/events.md); for any other type, "
+            "whatever is sent is stored as is (status ignored, replayable)")),
     },
 )
 LEGACY_BODY = Schema(
@@ -78,7 +121,7 @@ LEGACY_BODY = Schema(
     required=["event", "data"],
     properties={
         "event": _event(Schema(type=OpenAPIType.STRING, enum=["lead_interested"])),
-        "data": Schema(type=OpenAPIType.OBJECT, required=["lead"], properties={"lead": _lead()}),
+        "data": _lead_interested_data(),
     },
 )
 

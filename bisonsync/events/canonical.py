@@ -1,7 +1,8 @@
 """Canonical JSON: one byte string per JSON value, whatever key order, whitespace or escaping it arrived with.
 
 Canonical form: object keys sorted, no whitespace, UTF-8, every string (keys too) in Unicode NFC, and floats with an
-integral value below 2**53 written as integers (as RFC 8785 does), so `1.0` and `1` read alike.
+integral value below 2**53 written as integers (as RFC 8785 does), so `1.0` and `1` read alike. U+0000 becomes U+FFFD:
+PostgreSQL's text and jsonb cannot hold it, so a payload carrying one could otherwise never be stored.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def canonical_json(obj: object) -> bytes:
 def normalize_json_value(value: Any) -> Any:
     """`value` as JSON builtins with NFC strings and integral floats as ints (the input is not modified)."""
     if isinstance(value, str):
+        value = storable_text(value)
         # ASCII text is always NFC; is_normalized is a fast scan that avoids a copy in the common case
         if value.isascii() or unicodedata.is_normalized("NFC", value):
             return value
@@ -50,6 +52,11 @@ def normalize_json_value(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [normalize_json_value(v) for v in value]
     return normalize_json_value(msgspec.to_builtins(value))
+
+
+def storable_text(text: str) -> str:
+    """`text` with U+0000 (JSON `\\u0000`) replaced by U+FFFD, the one character PostgreSQL text cannot store."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 def decode_canonical(body: bytes) -> Any:

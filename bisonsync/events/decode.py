@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from bisonsync.events.canonical import decode_canonical, encode_canonical
+from bisonsync.events.canonical import decode_canonical, encode_canonical, storable_text
 from bisonsync.events.dedup import dedup_key
 from bisonsync.events.models import EVENT_TYPES, EventData, EventMeta, KnownEventData, UnknownEvent
 
@@ -95,6 +95,11 @@ def decode_delivery(body: bytes, *, default_instance: str = "default") -> Delive
         raise InvalidDelivery(_describe_validation_error(exc, "")) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise InvalidDelivery(_describe_json_error(exc, body)) from None
+    except RecursionError:
+        raise InvalidDelivery(f"body: nested deeper than {MAX_NESTING} levels") from None
+    # counting brackets is cheap; only a body with many of them is walked
+    if body.count(b"{") + body.count(b"[") > MAX_NESTING and _nested_deeper_than(document, MAX_NESTING):
+        raise InvalidDelivery(f"body: nested deeper than {MAX_NESTING} levels")
 
     meta = _normalise_meta(envelope.event)
     if meta.instance_url is None:
@@ -116,6 +121,23 @@ def decode_delivery(body: bytes, *, default_instance: str = "default") -> Delive
         ),
         payload_json=encode_canonical(document),
     )
+
+
+#: Deepest JSON nesting accepted (Email Bison's payloads nest 4 levels). Without a bound, a 2 KB body of nested
+#: arrays exhausts Python's recursion limit in the decoder or in a store's JSON encoder: a 500 instead of a 400.
+MAX_NESTING = 64
+
+
+def _nested_deeper_than(document: Any, limit: int) -> bool:
+    """Whether `document` (decoded JSON) nests objects/arrays more than `limit` levels deep (iterative walk)."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 _HOSTNAME = re.compile(r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?)*")
@@ -148,7 +170,7 @@ def instance_host(url: str) -> str:
 
 
 def _normalise_meta(meta: EventMeta) -> EventMeta:
-    event_type = meta.type.strip().lower()
+    event_type = storable_text(meta.type).strip().lower()
     if not event_type:
         raise InvalidDelivery("`event.type`: must not be empty")
     return msgspec.structs.replace(
@@ -161,7 +183,7 @@ def _normalise_meta(meta: EventMeta) -> EventMeta:
 
 
 def _trimmed(text: str | None) -> str | None:
-    return (text.strip() or None) if text is not None else None
+    return (storable_text(text).strip() or None) if text is not None else None
 
 
 def _decode_data(event_type: str, raw: msgspec.Raw, value: Any) -> EventData:

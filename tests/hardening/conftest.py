@@ -1,0 +1,48 @@
+"""Hardening fixtures: a database built from the migrations alone, for tests that must not see (or leave) the
+rows and scratch objects the rest of the suite writes into the shared session database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from devstack import migrate
+from devstack.cluster import SUPERUSER
+from devstack.stack import bootstrap_sql
+from tests.conftest import StackHandle
+
+
+@pytest.fixture(scope="session")
+async def migrated_database(devstack: StackHandle) -> AsyncIterator[str]:
+    """DSN (as `postgres`) of a fresh database in the devstack cluster: Supabase bootstrap + every migration in
+    `supabase/migrations` as it is on disk now, no seed, no test data, no scratch tables. Dropped at the end.
+
+    Against an external stack (no cluster to create databases in) this is the session database itself."""
+    stack = devstack.stack
+    if stack is None:
+        yield devstack.env.database_url
+        return
+    name = f"hardening_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(stack.cluster.dsn(SUPERUSER))
+    try:
+        await admin.execute(f'create database "{name}" owner postgres')
+    finally:
+        await admin.close()
+    try:
+        boot = await asyncpg.connect(stack.cluster.dsn(SUPERUSER, name))
+        try:
+            await boot.execute(bootstrap_sql())
+        finally:
+            await boot.close()
+        dsn = stack.cluster.dsn("postgres", name)
+        await migrate.migrate(dsn, stack.migrations_dir)
+        yield dsn
+    finally:
+        admin = await asyncpg.connect(stack.cluster.dsn(SUPERUSER))
+        try:
+            await admin.execute(f'drop database if exists "{name}" with (force)')
+        finally:
+            await admin.close()
