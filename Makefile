@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := requirements.lock
 
-.PHONY: install lock run test lint typecheck pytest bench clean dev-down web web-check
+.PHONY: install lock run test lint typecheck pytest bench soak clean dev-down web web-check
 
 install: $(STAMP)
 
@@ -46,6 +46,10 @@ dev-down: install
 # Benchmarks (ingest, realtime, sync) with ratios against same-run baselines; updates docs/performance.md.
 bench: install
 	$(BIN)/python bench/run_all.py
+
+# 10-minute soak (loopback, bounded): counters vs ground truth, RSS, connection and slot leaks -> docs/reliability.md
+soak: install
+	$(BIN)/python bench/soak.py --minutes 10
 
 # Rebuild the dashboard bundle (web/ -> service/static, committed so `make run` needs no npm).
 web:
