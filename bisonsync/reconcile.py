@@ -41,6 +41,7 @@ from bisonsync.analytics import convert_rows
 from bisonsync.bison import BisonClient, BisonError, WorkspaceStats
 from bisonsync.events.decode import instance_host
 from bisonsync.store import Store, StoreError
+from bisonsync.sync.runs import add_workspace_keys, workspace_key_refs
 
 log = logging.getLogger("bisonsync.reconcile")
 
@@ -132,23 +133,9 @@ async def attach_workspace_keys(
 ) -> int:
     """Give `client` the workspace-scoped Email Bison keys of `instance`'s workspaces (default: the host of the
     client's base URL) named by `workspace_credentials.bison_api_key_ref` (env var NAMES; the keys themselves live
-    only in the environment). Returns how many were attached."""
-    env = os.environ if environ is None else environ
-    inst = instance_host(instance or str(client.base_url))
-    workspaces = {str(w["id"]): w for w in await store.select("workspaces", filters={"instance": inst})}
-    attached = 0
-    for row in await store.select("workspace_credentials"):
-        ref = row.get("bison_api_key_ref")
-        ws = workspaces.get(str(row.get("workspace_id")))
-        if not ref or ws is None:
-            continue
-        token = env.get(str(ref), "").strip()
-        if not token:
-            log.warning("workspace %s: bison_api_key_ref %s is not set in the environment", ws.get("name"), ref)
-            continue
-        client.add_workspace_key(int(ws["bison_workspace_id"]), token)
-        attached += 1
-    return attached
+    only in the environment), as the poller does. Returns how many were attached."""
+    refs = await workspace_key_refs(store, instance_host(instance or str(client.base_url)))
+    return add_workspace_keys(client, refs, os.environ if environ is None else environ)
 
 
 async def reconcile_workspace(

@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from bisonsync.bison import BisonClient, BisonError, KeyKind, PaginationCapExceeded, WorkspaceSession
+from bisonsync.bison import BisonClient, BisonError, PaginationCapExceeded, WorkspaceSession
 from bisonsync.events import instance_host
 from bisonsync.store import Store, StoreError
 from bisonsync.sync.classify import TagRules
@@ -34,9 +34,9 @@ from bisonsync.sync.runs import (
     RunStart,
     SyncRunStore,
     WorkspaceProgress,
+    add_workspace_keys,
     default_holder,
     is_lease_lost,
-    resolve_workspace_keys,
     with_store_retry,
 )
 
@@ -231,22 +231,7 @@ class _Poller:
 
     async def _register_workspace_keys(self) -> None:
         refs = await with_store_retry(lambda: self.runs.api_key_refs(self.instance), what="workspace_api_key_refs")
-        keys, missing = resolve_workspace_keys(refs, self.environ)
-        for team_id, key in keys.items():
-            if not self._has_workspace_key(team_id):
-                self.client.add_workspace_key(team_id, key)
-        for team_id in missing:
-            log.warning(
-                "workspace %d: env var %s (its bison_api_key_ref) is not set; using the super-admin key",
-                team_id,
-                refs[team_id],
-            )
-
-    def _has_workspace_key(self, team_id: int) -> bool:
-        try:
-            return self.client.key_for(team_id).kind is KeyKind.WORKSPACE
-        except ValueError:
-            return False
+        add_workspace_keys(self.client, refs, self.environ)
 
     async def _heartbeat(self) -> None:
         lease = self.runs.lease_seconds

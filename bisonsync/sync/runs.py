@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from bisonsync.bison import BisonClient, KeyKind
 from bisonsync.store import Store, StoreError, StoreUnavailable
 
 log = logging.getLogger("bisonsync.sync")
@@ -200,9 +201,30 @@ class SyncRunStore:
         return _convert(data, RunResult)
 
     async def api_key_refs(self, instance: str) -> dict[int, str]:
-        """{bison workspace id: env var NAME} of the workspace-scoped keys registered for `instance`."""
-        rows = await self.store.rpc_rows("workspace_api_key_refs", {"p_instance": instance})
-        return {int(r["bison_workspace_id"]): str(r["bison_api_key_ref"]) for r in rows}
+        return await workspace_key_refs(self.store, instance)
+
+
+async def workspace_key_refs(store: Store, instance: str) -> dict[int, str]:
+    """{bison workspace id: env var NAME} of the workspace-scoped keys registered for `instance`."""
+    rows = await store.rpc_rows("workspace_api_key_refs", {"p_instance": instance})
+    return {int(r["bison_workspace_id"]): str(r["bison_api_key_ref"]) for r in rows}
+
+
+def add_workspace_keys(client: BisonClient, refs: Mapping[int, str], environ: Mapping[str, str]) -> int:
+    """Give `client` the workspace-scoped keys whose env vars are set (the keys live only in the environment);
+    warn about refs whose variable is missing (those workspaces use the super-admin key). Returns how many."""
+    keys, missing = resolve_workspace_keys(refs, environ)
+    for team_id, key in keys.items():
+        try:
+            known = client.key_for(team_id).kind is KeyKind.WORKSPACE
+        except ValueError:
+            known = False
+        if not known:
+            client.add_workspace_key(team_id, key)
+    for team_id in missing:
+        ref = refs[team_id]
+        log.warning("workspace %d: env var %s (bison_api_key_ref) is unset; using the super-admin key", team_id, ref)
+    return len(keys)
 
 
 def resolve_workspace_keys(refs: Mapping[int, str], environ: Mapping[str, str]) -> tuple[dict[int, str], list[int]]:
