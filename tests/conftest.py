@@ -8,6 +8,7 @@ e.g. a real `supabase start`, instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -53,12 +54,9 @@ def _external_env() -> StackEnv | None:
     )
 
 
-@pytest.fixture(scope="session")
-def devstack() -> Iterator[StackHandle]:
-    external = _external_env()
-    if external is not None:
-        yield StackHandle(env=external, stack=None)
-        return
+@contextlib.contextmanager
+def private_stack() -> Iterator[DevStack]:
+    """A whole devstack (bootstrapped, migrated, no seed, gateway up) on free ports in a temp dir; removed after."""
     # Not under pytest's 0700 tmp dir: the cluster runs as the `postgres` user when the suite runs as root.
     root = Path(tempfile.mkdtemp(prefix="bisonsync-devstack-"))
     root.chmod(0o755)
@@ -66,10 +64,20 @@ def devstack() -> Iterator[StackHandle]:
     try:
         asyncio.run(stack.prepare_database(seed=False))
         stack.start_gateway()
-        yield StackHandle(env=stack.env(), stack=stack)
+        yield stack
     finally:
         stack.down()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def devstack() -> Iterator[StackHandle]:
+    external = _external_env()
+    if external is not None:
+        yield StackHandle(env=external, stack=None)
+        return
+    with private_stack() as stack:
+        yield StackHandle(env=stack.env(), stack=stack)
 
 
 @pytest.fixture(scope="session")

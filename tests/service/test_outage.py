@@ -5,34 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from devstack.stack import DevStack
 from service.app import create_app
-from tests.conftest import StackHandle, free_port
+from tests.conftest import StackHandle, private_stack
 from tests.service.conftest import TOKEN, load_fixture, make_store, settings_for
 
 
 @pytest.fixture(scope="module")
 def own_stack() -> Iterator[StackHandle]:
-    root = Path(tempfile.mkdtemp(prefix="bisonsync-outage-"))
-    root.chmod(0o755)
-    stack = DevStack(root=root, api_port=free_port(), db_port=free_port(), seed_file=None)
-    try:
-        asyncio.run(stack.prepare_database(seed=False))
-        stack.start_gateway()
+    with private_stack() as stack:
         yield StackHandle(env=stack.env(), stack=stack)
-    finally:
-        stack.down()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 async def emails_sent(database_url: str, bison_ws: int) -> int:
