@@ -39,6 +39,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "BISON_INSTANCE", None, "Instance label of polled data (must equal the webhooks' instance_url host).",
     ),
+    SettingSpec("BISON_MAX_PAGES", "2000", "Most pages of 15 read per workspace listing (2000 = 30,000 mailboxes)."),
     SettingSpec("BISONSYNC_POLL_INTERVAL_S", "300", "Seconds between scheduled mailbox syncs (0 disables)."),
     SettingSpec("BISONSYNC_JOBS", "1", "Run background jobs (poll, alerts, snapshots, reconcile) in `serve`; 0: off."),
     SettingSpec("SLACK_WEBHOOK_URL", None, "Slack incoming webhook for alerts (optional).", True),
@@ -68,6 +69,7 @@ class Settings:
     bison_base_url: str | None = None
     bison_api_key: str | None = field(default=None, repr=False)
     bison_instance: str | None = None
+    bison_max_pages: int = 2000
     poll_interval_s: int = 300
     jobs_enabled: bool = True
     slack_webhook_url: str | None = field(default=None, repr=False)
@@ -95,6 +97,7 @@ class Settings:
             bison_base_url=get("BISON_BASE_URL"),
             bison_api_key=get("BISON_API_KEY"),
             bison_instance=get("BISON_INSTANCE"),
+            bison_max_pages=_parse_int("BISON_MAX_PAGES", get("BISON_MAX_PAGES") or ""),
             poll_interval_s=_parse_int("BISONSYNC_POLL_INTERVAL_S", get("BISONSYNC_POLL_INTERVAL_S") or ""),
             jobs_enabled=(get("BISONSYNC_JOBS") or "1").lower() not in ("0", "false", "no", "off"),
             slack_webhook_url=get("SLACK_WEBHOOK_URL"),

@@ -40,7 +40,7 @@ async def open_bison_client(settings: Settings, store: Store, instance: str | No
     workspace keys of `instance` named in workspace_credentials.bison_api_key_ref attached."""
     if not settings.bison_base_url:
         raise SettingsError("BISON_BASE_URL is required")
-    client = BisonClient(settings.bison_base_url, settings.bison_api_key)
+    client = BisonClient(settings.bison_base_url, settings.bison_api_key, max_pages=settings.bison_max_pages)
     await attach_workspace_keys(client, store, instance=instance)
     return client
 

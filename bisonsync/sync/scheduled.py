@@ -35,7 +35,7 @@ def check_bison_settings(settings: Settings) -> tuple[str, str]:
 def client_from_settings(settings: Settings) -> BisonClient:
     """A `BisonClient` for BISON_BASE_URL with BISON_API_KEY (workspace keys are added from the database)."""
     base_url, api_key = check_bison_settings(settings)
-    return BisonClient(base_url, api_key)
+    return BisonClient(base_url, api_key, max_pages=settings.bison_max_pages)
 
 
 async def run_sync_cycle(
