@@ -16,7 +16,7 @@ class ServiceMetrics:
     def __post_init__(self) -> None:
         self.deliveries = Counter(
             "bisonsync_webhook_deliveries",
-            "Webhook deliveries by event type and outcome",
+            "Webhook deliveries by event type and outcome (unavailable = store down, answered 503)",
             ("event_type", "outcome"),
             registry=self.registry,
         )
@@ -26,9 +26,6 @@ class ServiceMetrics:
             ("outcome",),
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
-        )
-        self.store_errors = Counter(
-            "bisonsync_store_errors", "Store failures by kind", ("kind",), registry=self.registry
         )
 
     def observe(self, event_type: str, outcome: str, seconds: float) -> None:
