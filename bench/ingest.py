@@ -69,7 +69,7 @@ from bench.common import (
 from bench.loadgen import Connection, LoadResult, closed_loop, open_loop
 from bench.profiling import recording, summarize
 from bisonsync.events import decode_delivery
-from bisonsync.simulator import SimulatedBison, WebhookFirer
+from devstack.simulator import SimulatedBison, WebhookFirer
 
 BENCH = "ingest"
 TOKEN = "bench-webhook-token"

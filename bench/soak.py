@@ -38,7 +38,7 @@ from bench.common import (
     running_service,
     write_results,
 )
-from bisonsync.simulator import SimulatedBison, SimulatorServer, WebhookFirer
+from devstack.simulator import SimulatedBison, SimulatorServer, WebhookFirer
 
 TOKEN = "soak-webhook-token"
 INSTANCE_URL = "https://soak.bison.local"

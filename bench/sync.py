@@ -85,11 +85,11 @@ from bench.common import (
 from bench.profiling import recording, summarize
 from bisonsync.bison import DEFAULT_MAX_PAGES, BisonClient
 from bisonsync.settings import Settings
-from bisonsync.simulator.data import generate
 from bisonsync.store import store_from_settings
 from bisonsync.sync.pages import first_page_url
 from bisonsync.sync.scheduled import run_sync_cycle
 from bisonsync.sync.workspaces import sync_workspaces
+from devstack.simulator.data import generate
 
 BENCH = "sync"
 SPEEDUP_TARGET = 6.0

@@ -21,7 +21,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from devstack import migrate
+from bisonsync import migrations as migrate
 from devstack.cluster import SUPERUSER, PostgresCluster
 from devstack.keys import StackKeys
 

@@ -17,9 +17,9 @@ import pytest
 from bisonsync.alerts import AlertConfig, AlertWorker
 from bisonsync.bison import BisonClient, RetryPolicy
 from bisonsync.settings import Settings
-from bisonsync.simulator import SimulatedBison, create_simulator_app
 from bisonsync.store import PostgresStore, Store, SupabaseStore
 from bisonsync.store import api as store_api
+from devstack.simulator import SimulatedBison, create_simulator_app
 from tests.conftest import StackHandle
 
 GLOBAL_SLACK = "https://slack.test/hooks/global-0001"

@@ -10,9 +10,9 @@ import pytest
 
 from bisonsync.bison import BisonClient
 from bisonsync.reconcile import METRIC_MAP, month_period, parse_month, reconcile
-from bisonsync.simulator import SimulatedBison
 from bisonsync.store import Store
 from bisonsync.store import api as store_api
+from devstack.simulator import SimulatedBison
 
 from .conftest import WorkspaceMaker
 

@@ -11,7 +11,6 @@ import pytest
 from bisonsync.bison import EVENT_TYPES, BisonClient, BisonServerError, WorkspaceSession
 from bisonsync.commands import webhooks as webhooks_cmd
 from bisonsync.ingest import WebhookIngestor
-from bisonsync.simulator import SimulatedBison
 from bisonsync.store import Store
 from bisonsync.webhooks_admin import (
     base_url,
@@ -22,6 +21,7 @@ from bisonsync.webhooks_admin import (
     verify_webhooks,
     with_token,
 )
+from devstack.simulator import SimulatedBison
 
 URL = "https://sync.example.com/webhooks/bison"
 LEGACY = "https://oldproject.supabase.co/functions/v1/universal-bison-webhook"

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from bisonsync.bison import BisonClient, RetryPolicy
-from bisonsync.simulator import SimulatedBison, create_simulator_app
-from bisonsync.simulator.asgi import Receive, Scope, Send
+from devstack.simulator import SimulatedBison, create_simulator_app
+from devstack.simulator.asgi import Receive, Scope, Send
 
 BASE_URL = "http://bison.test"
 #: quick retries so failure paths take milliseconds

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from bisonsync.bison import EVENT_TYPES, BisonClient
-from bisonsync.simulator import TOKEN_HEADER, SimulatedBison, WebhookFirer
+from devstack.simulator import TOKEN_HEADER, SimulatedBison, WebhookFirer
 
 from .conftest import Receiver
 

@@ -9,7 +9,7 @@ import pytest
 
 from bisonsync.bison import BisonClient, BisonProtocolError, Links, Meta, Page, PaginationCapExceeded
 from bisonsync.bison.pagination import next_page_url, paginate
-from bisonsync.simulator import SimulatedBison, Target
+from devstack.simulator import SimulatedBison, Target
 
 from .conftest import ClientFactory
 

@@ -19,7 +19,7 @@ from bisonsync.bison import (
     RetryPolicy,
     parse_retry_after,
 )
-from bisonsync.simulator import SimulatedBison, Target
+from devstack.simulator import SimulatedBison, Target
 
 from .conftest import FAST_RETRY, ClientFactory
 

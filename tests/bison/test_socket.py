@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from bisonsync.bison import BisonClient, BisonTimeout, RetryPolicy
-from bisonsync.commands import simulate
-from bisonsync.simulator import LoopbackServer, SimulatedBison, SimulatorServer, Target, WebhookFirer
+from devstack.commands import simulate
+from devstack.simulator import LoopbackServer, SimulatedBison, SimulatorServer, Target, WebhookFirer
 
 from .conftest import Receiver
 

@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from bisonsync.bison import EVENT_TYPES, BisonClient, BisonNotFound, BisonRequestError
-from bisonsync.simulator import SimulatedBison
+from devstack.simulator import SimulatedBison
 
 from .conftest import Receiver
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from bisonsync.bison import BisonAuthError, BisonClient, KeyKind, SenderEmail
-from bisonsync.simulator import SimulatedBison, create_simulator_app
+from devstack.simulator import SimulatedBison, create_simulator_app
 
 from .conftest import BASE_URL, FAST_RETRY
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from devstack import migrate
+from bisonsync import migrations as migrate
 from devstack.stack import PROJECT_ROOT
 
 

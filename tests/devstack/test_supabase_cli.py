@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from devstack import migrate
+from bisonsync import migrations as migrate
 from devstack.cluster import SUPERUSER
 from devstack.stack import PROJECT_ROOT, bootstrap_sql
 from tests.conftest import StackHandle

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from devstack import migrate
+from bisonsync import migrations as migrate
 from devstack.cluster import SUPERUSER
 from devstack.stack import bootstrap_sql
 from tests.conftest import StackHandle

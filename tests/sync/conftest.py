@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from bisonsync.bison import BisonClient, RetryPolicy
-from bisonsync.simulator import SimulatedBison, create_simulator_app
 from bisonsync.store import PostgresStore, Store, SupabaseStore
+from devstack.simulator import SimulatedBison, create_simulator_app
 from tests.conftest import StackHandle
 
 BASE_URL = "http://bison.test"

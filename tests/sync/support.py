@@ -10,8 +10,8 @@ from typing import Any
 
 import asyncpg
 
-from bisonsync.simulator import SimulatedBison
 from bisonsync.sync.classify import TagRules, domain_of
+from devstack.simulator import SimulatedBison
 
 RULES = TagRules()
 

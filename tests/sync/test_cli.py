@@ -16,11 +16,11 @@ import pytest
 
 from bisonsync.commands.poll import ProgressLine
 from bisonsync.settings import Settings
-from bisonsync.simulator import SimulatedBison, SimulatorServer
-from bisonsync.simulator.faults import Target
 from bisonsync.store import Store
 from bisonsync.sync.report import PollProgress
 from bisonsync.sync.scheduled import run_scheduled_poll
+from devstack.simulator import SimulatedBison, SimulatorServer
+from devstack.simulator.faults import Target
 from tests.conftest import StackHandle
 from tests.sync.support import assert_cache_matches, cache
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import asyncpg
 
-from bisonsync.simulator import SimulatedBison
 from bisonsync.store import Store
 from bisonsync.sync.mailboxes import poll_mailboxes
 from bisonsync.sync.report import PollProgress
 from bisonsync.sync.workspaces import sync_workspaces
+from devstack.simulator import SimulatedBison
 from tests.sync.support import assert_cache_matches, cache, history
 
 IGNORED_ON_RERUN = {"last_synced_at", "last_seen_run"}

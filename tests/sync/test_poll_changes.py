@@ -10,12 +10,12 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bisonsync.simulator import SimulatedBison
 from bisonsync.store import Store
 from bisonsync.store.api import ingest
 from bisonsync.store.base import IngestRequest
 from bisonsync.sync.mailboxes import poll_mailboxes
 from bisonsync.sync.workspaces import sync_workspaces
+from devstack.simulator import SimulatedBison
 from tests.sync.support import assert_cache_matches, cache, history
 from tests.sync.test_poll_runs import use_workspace_keys
 

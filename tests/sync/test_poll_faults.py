@@ -11,11 +11,11 @@ import httpx
 import pytest
 
 from bisonsync.bison import RetryPolicy
-from bisonsync.simulator import SimulatedBison
-from bisonsync.simulator.faults import Target
 from bisonsync.store import Store
 from bisonsync.sync.mailboxes import poll_mailboxes
 from bisonsync.sync.workspaces import sync_workspaces
+from devstack.simulator import SimulatedBison
+from devstack.simulator.faults import Target
 from tests.sync.support import assert_cache_matches, cache, truth
 
 

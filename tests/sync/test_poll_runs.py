@@ -15,12 +15,12 @@ import msgspec
 import pytest
 
 from bisonsync.bison import SenderEmail, Tag
-from bisonsync.simulator import SimulatedBison
 from bisonsync.store import Store, StoreError, StoreInvalidInput
 from bisonsync.sync.mailboxes import mailbox_job, poll_mailboxes
 from bisonsync.sync.pages import rows_json
 from bisonsync.sync.runs import SyncRunStore
 from bisonsync.sync.workspaces import sync_workspaces
+from devstack.simulator import SimulatedBison
 from tests.sync.support import RULES, assert_cache_matches, cache, history, workspace_uuid
 
 

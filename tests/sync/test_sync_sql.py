@@ -10,11 +10,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from bisonsync.simulator import SimulatedBison
 from bisonsync.store import Store
 from bisonsync.sync.mailboxes import mailbox_job, poll_mailboxes
 from bisonsync.sync.runs import SyncRunStore
 from bisonsync.sync.workspaces import sync_workspaces
+from devstack.simulator import SimulatedBison
 from tests.schema.support import acting_as, add_member, create_user
 from tests.sync.support import workspace_uuid
 

@@ -8,10 +8,10 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from bisonsync.simulator import SimulatedBison
 from bisonsync.store import Store
 from bisonsync.sync.mailboxes import poll_mailboxes
 from bisonsync.sync.workspaces import sync_workspaces
+from devstack.simulator import SimulatedBison
 
 
 async def registry(db: asyncpg.Connection, instance: str) -> dict[int, asyncpg.Record]:

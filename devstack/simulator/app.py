@@ -19,8 +19,8 @@ import httpx
 import msgspec
 
 from bisonsync.bison.models import EVENT_TYPES
-from bisonsync.simulator.admin import add_admin_routes
-from bisonsync.simulator.asgi import (
+from devstack.simulator.admin import add_admin_routes
+from devstack.simulator.asgi import (
     ASGIApp,
     HttpError,
     Receive,
@@ -35,8 +35,8 @@ from bisonsync.simulator.asgi import (
     json_response,
     lifespan,
 )
-from bisonsync.simulator.events import EventFactory
-from bisonsync.simulator.state import Credential, SimulatedBison, WebhookRecord
+from devstack.simulator.events import EventFactory
+from devstack.simulator.state import Credential, SimulatedBison, WebhookRecord
 
 
 class SimulatorApp:

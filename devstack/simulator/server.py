@@ -10,9 +10,9 @@ from typing import Self
 
 import uvicorn
 
-from bisonsync.simulator.app import create_simulator_app
-from bisonsync.simulator.asgi import ASGIApp
-from bisonsync.simulator.state import SimulatedBison
+from devstack.simulator.app import create_simulator_app
+from devstack.simulator.asgi import ASGIApp
+from devstack.simulator.state import SimulatedBison
 
 HOST = "127.0.0.1"
 

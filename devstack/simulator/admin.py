@@ -21,8 +21,8 @@ from collections import Counter
 
 import msgspec
 
-from bisonsync.simulator.asgi import HttpError, Request, Response, Router, invalid, json_response
-from bisonsync.simulator.state import SimulatedBison
+from devstack.simulator.asgi import HttpError, Request, Response, Router, invalid, json_response
+from devstack.simulator.state import SimulatedBison
 
 
 def add_admin_routes(router: Router, sim: SimulatedBison) -> None:

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from bisonsync.bison.models import EVENT_TYPES
-from bisonsync.simulator.data import FIRST_NAMES, LAST_NAMES, MailboxRecord, TagRecord
+from devstack.simulator.data import FIRST_NAMES, LAST_NAMES, MailboxRecord, TagRecord
 
 if TYPE_CHECKING:
-    from bisonsync.simulator.state import SimulatedBison
+    from devstack.simulator.state import SimulatedBison
 
 _encode = msgspec.json.Encoder().encode
 #: how many recent event bodies are remembered to keep distinct events distinct

@@ -1,4 +1,8 @@
-"""Apply `supabase/migrations` the way the Supabase CLI does, and record them where the CLI looks.
+"""Apply the bundled migrations the way the Supabase CLI does, and record them where the CLI looks.
+
+`supabase/migrations` in the source tree is the source of truth (the Supabase CLI reads it); the wheel carries a
+copy under `bisonsync/migrations/sql/` (copied at build time by `setup.py`), so an installed package migrates a
+database without the checkout. `bundled_dir()` finds whichever is present.
 
 The CLI (`supabase migration up --db-url`) keeps `supabase_migrations.schema_migrations(version text primary key,
 statements text[], name text)`: version is the file name's leading timestamp, name the rest without `.sql`,
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import asyncpg
@@ -23,6 +28,21 @@ create table if not exists supabase_migrations.schema_migrations (
   name text
 );
 """
+
+
+class MigrationsNotFound(RuntimeError):
+    """No migration files where they were expected: never reported as "up to date"."""
+
+
+def bundled_dir() -> Path:
+    """The migrations this package was built with: `sql/` inside the installed package, else the checkout's."""
+    packaged = Path(str(resources.files(__name__))) / "sql"
+    if any(packaged.glob("*.sql")):
+        return packaged
+    checkout = Path(__file__).resolve().parents[2] / "supabase" / "migrations"
+    if any(checkout.glob("*.sql")):
+        return checkout
+    raise MigrationsNotFound(f"no migrations bundled with bisonsync (looked in {packaged} and {checkout})")
 
 
 @dataclass(frozen=True, slots=True)

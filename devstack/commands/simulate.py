@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bisonsync.simulator import GroundTruth, SimulatedBison, SimulatorServer, WebhookFirer
+from devstack.simulator import GroundTruth, SimulatedBison, SimulatorServer, WebhookFirer
 
 DEFAULT_PORT = 8787
 DEFAULT_KEYS_FILE = ".devstack/bison-simulator-keys.json"

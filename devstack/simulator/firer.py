@@ -23,9 +23,9 @@ import httpx
 import msgspec
 
 from bisonsync.bison.models import EVENT_TYPES
-from bisonsync.simulator.asgi import is_loopback_url
-from bisonsync.simulator.events import DEFAULT_WEIGHTS, Event, EventFactory
-from bisonsync.simulator.state import SimulatedBison
+from devstack.simulator.asgi import is_loopback_url
+from devstack.simulator.events import DEFAULT_WEIGHTS, Event, EventFactory
+from devstack.simulator.state import SimulatedBison
 
 MAX_COUNT = 10_000_000
 MAX_DURATION_S = 6 * 3600.0

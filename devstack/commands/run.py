@@ -41,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def run(args: argparse.Namespace) -> int:
-    from bisonsync.simulator import SimulatedBison, SimulatorServer, WebhookFirer
+    from devstack.simulator import SimulatedBison, SimulatorServer, WebhookFirer
     from devstack.stack import DevStack
 
     setup_logging("warning")
@@ -172,7 +172,7 @@ async def _demo_member(settings: Settings) -> None:
 
 
 async def _start_service(settings: Settings, stack: contextlib.AsyncExitStack) -> str:
-    from bisonsync.simulator.server import LoopbackServer
+    from devstack.simulator.server import LoopbackServer
     from service.app import create_app
 
     server = LoopbackServer(create_app(settings), port=settings.port, lifespan=True)  # type: ignore[arg-type]

@@ -15,8 +15,8 @@ import httpx
 import msgspec
 
 from bisonsync.bison.models import EVENT_TYPES, MAILBOX_STATUSES
-from bisonsync.simulator.data import MailboxRecord, TagRecord, TeamRecord, generate, iso
-from bisonsync.simulator.faults import Faults
+from devstack.simulator.data import MailboxRecord, TagRecord, TeamRecord, generate, iso
+from devstack.simulator.faults import Faults
 
 
 @dataclass

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from bisonsync.simulator.state import Credential
+from devstack.simulator.state import Credential
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
