@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import httpx
 import msgspec
 import pytest
 
-from bisonsync.bison import EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES, BisonClient, BisonNotFound, BisonRequestError
+from bisonsync.bison import (
+    EVENT_TYPES,
+    SUBSCRIBABLE_EVENT_TYPES,
+    BisonClient,
+    BisonNotFound,
+    BisonProtocolError,
+    BisonRequestError,
+)
 from devstack.simulator import SimulatedBison
 
 from .conftest import Receiver
@@ -100,3 +109,51 @@ async def test_test_event_posts_a_sample(sim: SimulatedBison, client: BisonClien
 async def test_test_event_only_goes_to_loopback(sim: SimulatedBison, client: BisonClient) -> None:
     with pytest.raises(BisonRequestError, match="loopback"):
         await client.send_test_event("email_sent", "https://hooks.example.com/x")
+
+
+async def test_odd_mailbox_values_decode_instead_of_failing_the_page() -> None:
+    row = {
+        "id": "7",
+        "email": "m7@example.com",
+        "status": "connected",
+        "daily_limit": None,
+        "bounced_count": "3",
+        "warmup_enabled": None,
+        "unknown_field": {"kept": True},
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"data": [row], "meta": {"current_page": 1, "last_page": 1, "total": 1}})
+
+    async with BisonClient("http://bison.test", "k", transport=httpx.MockTransport(answer)) as client:
+        [mailbox] = await client.list_sender_emails()
+    assert (mailbox.id, mailbox.status, mailbox.daily_limit, mailbox.bounced_count, mailbox.warmup_enabled) == (
+        7,
+        "connected",
+        None,
+        3,
+        None,
+    )
+
+
+async def test_switch_workspace_answering_only_a_name(sim: SimulatedBison, client: BisonClient) -> None:
+    team = list(sim.teams)[3]
+    async with client.workspace(team) as ws:
+        assert {m.id for m in await ws.list_sender_emails()} == set(sim.team_mailboxes[team])
+    calls: list[dict[str, object]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("switch-workspace"):
+            calls.append(msgspec.json.decode(request.content))
+            # an answer that names another team by id is refused; a bare name is accepted
+            body = {"data": {"name": "Client "}} if len(calls) == 1 else {"data": {"id": 999, "name": "Other"}}
+            return httpx.Response(200, json=body)
+        return httpx.Response(200, json={"data": {"emails_sent": "5"}})
+
+    async with BisonClient("http://bison.test", "super", transport=httpx.MockTransport(answer)) as other:
+        async with other.workspace(42) as ws:
+            assert (await ws.workspace_stats(date(2026, 1, 1), date(2026, 1, 31))).emails_sent == 5
+        with pytest.raises(BisonProtocolError):
+            async with other.workspace(43):
+                pass
+    assert calls == [{"team_id": 42}, {"team_id": 43}]
