@@ -302,7 +302,7 @@ $$;
 -- p_unverified joins the page call (a new argument: the old signature is replaced, not overloaded).
 drop function if exists public.sync_mailbox_page(uuid, uuid, integer, text, jsonb, timestamptz, integer, text);
 
-create function public.sync_mailbox_page(
+create or replace function public.sync_mailbox_page(
   p_run_id uuid,
   p_workspace_id uuid,
   p_page integer,
