@@ -9,9 +9,12 @@ from typing import Any
 
 import asyncpg
 import httpx
+import msgspec
 
+from bisonsync.bison import Page, SenderEmail
 from bisonsync.store import Store
 from bisonsync.sync.mailboxes import poll_mailboxes
+from bisonsync.sync.pages import FetchedPage
 from bisonsync.sync.workspaces import sync_workspaces
 from devstack.simulator import SimulatedBison
 from devstack.simulator.faults import Target
@@ -118,3 +121,21 @@ async def test_a_listing_unverified_run_after_run_raises_a_sync_alert(
         "select unverified_runs from public.workspace_mailbox_sync where workspace_id = $1", ws_id
     )
     assert streak == 0
+
+
+def test_which_pages_leave_a_listing_unproven() -> None:
+    url = httpx.URL("http://bison.test/api/sender-emails?page=2")
+    at = datetime.now(UTC)
+
+    def page(doc: dict[str, Any], next_url: httpx.URL | None = None) -> FetchedPage:
+        return FetchedPage(url=url, page=msgspec.convert(doc, Page[SenderEmail]), next_url=next_url, observed_at=at)
+
+    rows = [{"id": n, "email": f"m{n}@example.com"} for n in range(15)]
+    meta = {"current_page": 2, "last_page": 3, "total": 40}
+    assert page({"data": rows}).unverified == "a bare {data} answer (15 items): the listing cannot be proven complete"
+    assert "links but no meta" in (page({"data": rows, "links": {"next": None}}).unverified or "")
+    assert page({"data": rows, "meta": meta}, next_url=url.copy_set_param("page", 3)).unverified is None
+    assert page({"data": rows, "meta": {**meta, "current_page": 3}}).unverified is None  # the last page
+    assert "ended at page 2 of 3 (an empty page)" in (page({"data": [], "meta": meta}).unverified or "")
+    assert "without a next link" in (page({"data": rows, "meta": meta}).unverified or "")
+    assert page({"data": [], "meta": {"current_page": 4, "last_page": 3, "total": 40}}).unverified is None
