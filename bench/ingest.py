@@ -117,7 +117,7 @@ class Corpus:
         numbering: dict[str, int] = {}
         workspaces: dict[int, str] = {}
         for delivery in islice(firer.deliveries(), count):
-            body = delivery.fired.body
+            body = delivery.body
             if body.count(TEMPLATE_FIELD) != 1:
                 raise RuntimeError("simulator body without exactly one instance_url field")
             decoded = decode_delivery(body)

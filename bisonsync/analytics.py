@@ -100,6 +100,11 @@ class AccountStatusStats(msgspec.Struct, kw_only=True, frozen=True):
     not_connected: int
     #: (disconnected + failed) / total * 100, 0 when there are no mailboxes
     disconnect_rate: float
+    #: statuses real instances also report (counted in total, in no other bucket)
+    pending_move: int = 0
+    pending_deletion: int = 0
+    #: any status not known yet (kept as sent)
+    other: int = 0
     #: None: every workspace (a mailbox shared by several workspaces of one instance counted once)
     workspace_id: str | None = None
 
@@ -115,6 +120,9 @@ class WorkspaceAccountStats(msgspec.Struct, kw_only=True, frozen=True):
     failed: int
     not_connected: int
     disconnect_rate: float
+    pending_move: int = 0
+    pending_deletion: int = 0
+    other: int = 0
 
 
 async def provider_snapshots(store: Store, snapshot_date: date) -> list[ProviderSnapshot]:

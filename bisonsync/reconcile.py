@@ -7,7 +7,7 @@ day for a past month) is compared:
 |-----------------|-----------------------------------------------|--------------------------------------------|
 | `emails_sent`   | `emails_sent` (`email_sent` events)           | `emails_sent`                              |
 | `replies`       | `replies` (`lead_replied` events)             | `unique_replies_per_contact`               |
-| `replies_total` | `replies`                                     | `replied`                                  |
+| `replies_total` | `replies`                                     | `replied` (when reported)                  |
 | `interested`    | `interested` (`lead_interested` events)       | `interested`                               |
 | `bounced`       | `bounced` (`email_bounced` events)            | `bounced`                                  |
 | `unsubscribed`  | `unsubscribed` (`lead_unsubscribed` events)   | `unsubscribed`                             |
@@ -15,7 +15,9 @@ day for a past month) is compared:
 `replies` follows the predecessor's KPI mapping ("all replies" = `unique_replies_per_contact`), which counts a
 contact once however often it replied, while the webhook counts every reply event; a workspace whose leads reply
 twice therefore shows positive `replies` drift that is not an error. `replies_total` compares with `replied`
-(every reply) and is the like-for-like check. See docs/analytics.md for the other caveats (time zones, events
+(every reply) and is the like-for-like check, but only where an instance reports `replied`: real instances send
+no such field (and their values as strings, which are read as numbers), and a metric Email Bison does not report
+is never compared, so no drift is recorded against it. See docs/analytics.md for the other caveats (time zones, events
 never registered, Bison's retries landing on a later day, `lead_interested` firing only once per lead).
 
 The drift (webhook - bison) is RECORDED in `metric_drift` by `record_metric_drift()`, keyed by workspace, metric,
@@ -120,8 +122,14 @@ def month_period(month: date | None, timezone: str, now: datetime) -> tuple[date
 
 
 def bison_values(stats: WorkspaceStats) -> dict[str, int]:
-    """Email Bison's stats mapped onto our metric names (see METRIC_MAP)."""
-    return {metric: int(getattr(stats, field)) for metric, field in METRIC_MAP.items()}
+    """Email Bison's stats mapped onto our metric names (see METRIC_MAP), only those it reported: a metric whose
+    field is missing (real instances have no `replied`) is left out, so no drift is ever recorded against it."""
+    values: dict[str, int] = {}
+    for metric, field in METRIC_MAP.items():
+        value = getattr(stats, field)
+        if value is not None:
+            values[metric] = max(0, int(value))
+    return values
 
 
 async def attach_workspace_keys(

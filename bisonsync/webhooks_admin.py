@@ -1,7 +1,8 @@
 """Register the service's webhook URL in every Email Bison workspace, for every event type, and check it.
 
 `install_webhooks` (per workspace, idempotent):
-- the event types come from `GET /api/webhook-events/event-types` (17 today), the workspaces from
+- the event types come from `GET /api/webhook-events/event-types` (13 on current instances; compared
+  case-insensitively), the workspaces from
   `GET /api/workspaces/v1.1`;
 - a registration is OURS when its URL, without the query string, equals `--url` (scheme, host, port, path);
   an existing one is updated (PUT) to the full event set and our URL, never duplicated; extra registrations of
@@ -33,7 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
-from bisonsync.bison import BisonClient, BisonError, Webhook, WorkspaceSession
+from bisonsync.bison import BisonClient, BisonError, Webhook, WorkspaceSession, event_type_key
 from bisonsync.events.decode import instance_host
 from bisonsync.store import Store, StoreError
 from bisonsync.store import api as store_api
@@ -263,7 +264,8 @@ async def _apply_registration(
     for extra in mine[1:]:
         await session.delete_webhook(extra.id)
         removed.append(extra.id)
-    added = [e for e in events if e not in set(keep.events)]
+    have = {event_type_key(e) for e in keep.events}  # an instance may spell them EMAIL_SENT or email_sent
+    added = [e for e in events if event_type_key(e) not in have]
     if added or keep.url != target_url:
         await session.update_webhook(keep.id, name=keep.name or name, url=target_url, events=events)
         action: Action = "updated"
@@ -375,8 +377,8 @@ async def verify_webhooks(
             )
             continue
         mine = sorted((h for h in hooks if is_ours(h, ours)), key=lambda h: h.id)
-        covered = {e for h in mine for e in h.events}
-        missing = [e for e in events if e not in covered]
+        covered = {event_type_key(e) for h in mine for e in h.events}
+        missing = [e for e in events if event_type_key(e) not in covered]
         legacy = [_registration(h) for h in hooks if is_legacy(h) and not is_ours(h, ours)]
         problems: list[str] = []
         warnings: list[str] = []
@@ -387,7 +389,7 @@ async def verify_webhooks(
         if len(mine) > 1:
             problems.append(f"{len(mine)} registrations of our URL: every event is delivered {len(mine)} times")
         for reg in legacy:
-            overlap = sorted(set(reg.events) & covered)
+            overlap = sorted({event_type_key(e) for e in reg.events} & covered)
             warnings.append(
                 f"predecessor registration {reg.id} ({urlsplit(reg.url).path}) also delivers {len(reg.events)} "
                 f"event types ({len(overlap)} of ours): double delivery, not double counting (the ledger dedups)"

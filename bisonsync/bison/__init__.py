@@ -18,6 +18,8 @@ from bisonsync.bison.keys import ApiKey, KeyKind
 from bisonsync.bison.models import (
     EVENT_TYPES,
     MAILBOX_STATUSES,
+    PENDING_STATUSES,
+    SUBSCRIBABLE_EVENT_TYPES,
     EventType,
     Links,
     Meta,
@@ -28,6 +30,8 @@ from bisonsync.bison.models import (
     Webhook,
     Workspace,
     WorkspaceStats,
+    canonical_status,
+    event_type_key,
 )
 from bisonsync.bison.pagination import DEFAULT_MAX_PAGES
 from bisonsync.bison.retry import RetryPolicy, parse_retry_after
@@ -39,6 +43,8 @@ __all__ = [
     "EVENT_TYPES",
     "MAILBOX_STATUSES",
     "PAGE_SIZE",
+    "PENDING_STATUSES",
+    "SUBSCRIBABLE_EVENT_TYPES",
     "ApiKey",
     "BisonAuthError",
     "BisonClient",
@@ -64,5 +70,7 @@ __all__ = [
     "Workspace",
     "WorkspaceSession",
     "WorkspaceStats",
+    "canonical_status",
+    "event_type_key",
     "parse_retry_after",
 ]

@@ -268,12 +268,15 @@ class BisonClient(Endpoints):
     async def _switch(self, key: ApiKey, team_id: int) -> None:
         path = "/api/workspaces/v1.1/switch-workspace"
         resp = await self._send(key, "POST", path, json={"team_id": team_id}, idempotent=True)
-        # The answer's shape is not documented; when it names the workspace, it must be the one we asked for.
+        # Real instances answer only {"data": {"name": ...}} (nothing to check it against: names are not unique
+        # and may carry spaces); an answer that also carries an id must carry ours.
         try:
             data = msgspec.json.decode(resp.content).get("data")
         except (msgspec.DecodeError, AttributeError):
             data = None
         got = data.get("id", team_id) if isinstance(data, dict) else team_id
+        if isinstance(got, str) and got.strip().isdigit():
+            got = int(got)
         if got != team_id:
             raise BisonProtocolError(
                 f"asked to switch to workspace {team_id}, the server says {got}", method="POST", path=path

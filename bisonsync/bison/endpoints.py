@@ -108,7 +108,8 @@ class Endpoints:
     async def workspace_stats(self, start: date, end: date) -> WorkspaceStats:
         """KPI totals of the current workspace over `start`..`end` (inclusive)."""
         params = {"start_date": start.isoformat(), "end_date": end.isoformat()}
-        return (await self._get("/api/workspaces/v1.1/stats", Item[WorkspaceStats], params=params)).data
+        raw = await self._get("/api/workspaces/v1.1/stats", Item[dict[str, Any]], params=params)
+        return WorkspaceStats.from_mapping(raw.data)
 
     # -- mailboxes --------------------------------------------------------------------------------------------
 
@@ -172,7 +173,7 @@ class Endpoints:
         await self._request("DELETE", f"/api/webhook-url/{int(webhook_id)}")
 
     async def event_types(self) -> list[EventType]:
-        """All webhook event types the instance knows (17 on current Email Bison)."""
+        """The webhook event types the instance offers for subscription (13 on current Email Bison)."""
         return await self._all("/api/webhook-events/event-types", Page[EventType], scoped=False)
 
     async def sample_payload(self, event_type: str) -> dict[str, Any]:

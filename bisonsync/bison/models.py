@@ -5,13 +5,15 @@ Decoding is lenient about scalar types (`strict=False`: "12" decodes as 12) and 
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
 T = TypeVar("T")
 
-#: The 17 webhook event types of `GET /api/webhook-events/event-types`, with their labels (spec §2.3).
+#: The 17 webhook event types of the predecessor's catalogue (snake_case), with their labels. On the wire the type
+#: is UPPER_SNAKE_CASE (`EMAIL_SENT`); compare case-insensitively (`event_type_key`).
 EVENT_TYPES: dict[str, str] = {
     "email_sent": "Email Sent",
     "manual_email_sent": "Manual Email Sent",
@@ -32,8 +34,65 @@ EVENT_TYPES: dict[str, str] = {
     "warmup_disabled_receiving_bounces": "Warmup Disabled Receiving Bounces",
 }
 
-#: Mailbox statuses as Email Bison spells them (capitalised; compare case-insensitively anyway).
+#: The 13 types `GET /api/webhook-events/event-types` lists as subscribable on current instances. Which types an
+#: instance offers is always read from the instance itself (`Endpoints.event_types`); this is what the simulator
+#: serves.
+SUBSCRIBABLE_EVENT_TYPES: tuple[str, ...] = (
+    "email_sent",
+    "lead_first_contacted",
+    "lead_replied",
+    "lead_interested",
+    "lead_unsubscribed",
+    "untracked_reply_received",
+    "email_opened",
+    "email_bounced",
+    "email_account_added",
+    "email_account_removed",
+    "email_account_disconnected",
+    "email_account_reconnected",
+    "manual_email_sent",
+)
+
+#: Mailbox statuses as REST spells them. Webhooks send them lower-case (`connected`), and instances also know
+#: `pending_move` and `pending_deletion`; `canonical_status` maps any spelling onto one.
 MAILBOX_STATUSES: tuple[str, ...] = ("Connected", "Disconnected", "Failed", "Not connected")
+PENDING_STATUSES: tuple[str, ...] = ("pending_move", "pending_deletion")
+_CANONICAL_STATUSES = {
+    " ".join(s.replace("_", " ").split()).casefold(): s for s in (*MAILBOX_STATUSES, *PENDING_STATUSES)
+}
+
+
+def event_type_key(value: str) -> str:
+    """An event type compared case-insensitively: `EMAIL_SENT`, `email_sent`, ` Email_Sent ` -> `email_sent`."""
+    return value.strip().lower()
+
+
+def canonical_status(raw: str | None) -> str | None:
+    """One spelling per known mailbox status, whatever its case, spaces or underscores (`connected` ->
+    `Connected`, `Pending Move` -> `pending_move`); an unknown status is kept as sent (trimmed, at most 64
+    characters); None for None or blank. The database applies the same rule (`mailbox_status_canonical`)."""
+    if raw is None:
+        return None
+    key = " ".join(raw.replace("_", " ").replace("-", " ").split()).casefold()
+    if not key:
+        return None
+    return _CANONICAL_STATUSES.get(key, raw.strip()[:64])
+
+
+def _number(value: object) -> float | None:
+    """A stats value as Email Bison may send it: 12, 12.5, "12", "12.5", "1,234", "12.5%"; None when absent or
+    unreadable."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().replace(",", "").rstrip("%").strip()
+        try:
+            return float(text) if text else None
+        except ValueError:
+            return None
+    return None
 
 
 class Workspace(msgspec.Struct, kw_only=True):
@@ -58,21 +117,51 @@ class Workspace(msgspec.Struct, kw_only=True):
 
 
 class WorkspaceStats(msgspec.Struct, kw_only=True):
-    """`GET /api/workspaces/v1.1/stats` for one workspace and date range. Opens are always 0."""
+    """`GET /api/workspaces/v1.1/stats` for one workspace and date range.
 
-    emails_sent: int = 0
-    total_leads_contacted: int = 0
-    opened: int = 0
-    opened_percentage: float = 0.0
-    replied: int = 0
-    unique_replies_per_contact: int = 0
-    unique_replies_per_contact_percentage: float = 0.0
-    bounced: int = 0
-    bounced_percentage: float = 0.0
-    unsubscribed: int = 0
-    unsubscribed_percentage: float = 0.0
-    interested: int = 0
-    interested_percentage: float = 0.0
+    Real instances send the values as strings ("123", "12.5") and have no `replied` field (replies are
+    `unique_replies_per_contact`), so every field is optional: None means Email Bison did not report it (never
+    compare against it). Build it with `from_mapping`; fields not listed here stay in `extra`.
+    """
+
+    emails_sent: int | None = None
+    total_leads_contacted: int | None = None
+    opened: int | None = None
+    opened_percentage: float | None = None
+    replied: int | None = None
+    unique_replies_per_contact: int | None = None
+    unique_replies_per_contact_percentage: float | None = None
+    bounced: int | None = None
+    bounced_percentage: float | None = None
+    unsubscribed: int | None = None
+    unsubscribed_percentage: float | None = None
+    interested: int | None = None
+    interested_percentage: float | None = None
+    #: whatever else the instance sent, as sent
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> WorkspaceStats:
+        """Numbers or numeric strings; a value that is missing, null or unreadable becomes None."""
+        fields: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in data.items():
+            kind = _STATS_FIELDS.get(key)
+            if kind is None:
+                extra[key] = value
+                continue
+            number = _number(value)
+            fields[key] = None if number is None else (round(number) if kind is int else number)
+        return cls(**fields, extra=extra)
+
+    def reported(self) -> dict[str, int | float]:
+        """The fields Email Bison reported, by name."""
+        return {k: v for k in _STATS_FIELDS if (v := getattr(self, k)) is not None}
+
+
+_STATS_FIELDS: dict[str, type] = {
+    f: (float if f.endswith("_percentage") else int) for f in WorkspaceStats.__struct_fields__ if f != "extra"
+}
 
 
 class Tag(msgspec.Struct, kw_only=True):
@@ -89,19 +178,21 @@ class SenderEmail(msgspec.Struct, kw_only=True):
     id: int
     email: str
     name: str | None = None
-    status: str = "Connected"
+    #: as sent ("Connected", "connected", "pending_move", ...; None when absent); see `canonical_status`
+    status: str | None = None
     type: str | None = None
-    daily_limit: int = 0
-    emails_sent_count: int = 0
-    total_replied_count: int = 0
-    unique_replied_count: int = 0
-    bounced_count: int = 0
-    unsubscribed_count: int = 0
-    interested_leads_count: int = 0
-    total_opened_count: int = 0
-    unique_opened_count: int = 0
-    total_leads_contacted_count: int = 0
-    warmup_enabled: bool = False
+    # numbers may come as numeric strings ("12") or null (stored as 0); never a reason to fail the page
+    daily_limit: int | None = 0
+    emails_sent_count: int | None = 0
+    total_replied_count: int | None = 0
+    unique_replied_count: int | None = 0
+    bounced_count: int | None = 0
+    unsubscribed_count: int | None = 0
+    interested_leads_count: int | None = 0
+    total_opened_count: int | None = 0
+    unique_opened_count: int | None = 0
+    total_leads_contacted_count: int | None = 0
+    warmup_enabled: bool | None = False
     email_signature: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
@@ -120,10 +211,11 @@ class Webhook(msgspec.Struct, kw_only=True):
 
 
 class EventType(msgspec.Struct, kw_only=True):
-    """One entry of `GET /api/webhook-events/event-types`: `id` is the snake_case type, `name` the label."""
+    """One entry of `GET /api/webhook-events/event-types`: `id` is the type (compare with `event_type_key`),
+    `name` the label."""
 
     id: str
-    name: str
+    name: str | None = None
 
 
 class TestEventResult(msgspec.Struct, kw_only=True):
@@ -133,6 +225,9 @@ class TestEventResult(msgspec.Struct, kw_only=True):
 
     success: bool = True
     message: str | None = None
+    #: the body that was (or would have been) delivered, as Email Bison answers it
+    payload: Any = None
+    #: only older answers carried it
     status_code: int | None = None
 
 
@@ -154,7 +249,8 @@ class Meta(msgspec.Struct, kw_only=True):
 
 
 class Page(msgspec.Struct, Generic[T], kw_only=True):
-    """One Laravel page: `{"data": [...], "links": {...}, "meta": {...}}`. A bare `{"data": [...]}` is one page."""
+    """One Laravel page: `{"data": [...], "links": {...}, "meta": {...}}`. A bare `{"data": [...]}` (the API
+    reference's own example for several listings) is one page that proves nothing about completeness."""
 
     data: list[T]
     links: Links | None = None

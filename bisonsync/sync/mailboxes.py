@@ -2,7 +2,9 @@
 
 One poll is one sync run (`sync_runs`): single-flight across replicas by a Postgres lease, one store call per page
 (`sync_mailbox_page`: upsert + statuses + history + cursor, atomically), a sweep of vanished mailboxes per
-workspace only after its whole listing succeeded (`finish_workspace_sync`), and a resumable cursor per workspace,
+workspace only after its whole listing succeeded AND was proven complete (`finish_workspace_sync`: every page
+carried meta, the listing reached meta.last_page and the count matches meta.total; otherwise the workspace is
+done but `verified` false and nothing is deleted), and a resumable cursor per workspace,
 so a killed poll is resumed at the page after the last committed one by whichever poller takes the job next.
 
 Workspaces run in parallel up to `concurrency`: those with a workspace-scoped key (registered in
@@ -357,6 +359,7 @@ class _Poller:
                 body,
                 observed_at=fetched.observed_at,
                 listing_total=fetched.listing_total,
+                unverified=fetched.unverified,
             ),
             what="sync_mailbox_page",
         )

@@ -4,6 +4,10 @@
 meta fallback, loop detection, page cap), starting at any page (the resume cursor stored in
 `sync_run_workspaces.next_page_url`) and including the empty page that ends a listing, so its `meta.total`
 reaches the database (the sweep compares what was listed with meta.total).
+
+`FetchedPage.unverified` says why a page cannot help prove the listing complete: no `meta` (the bare
+`{"data": [...]}` of the API reference's own example), or a listing that ended before `meta.last_page`. The
+database keeps the first such reason and then sweeps nothing for the workspace in that run.
 """
 
 from __future__ import annotations
@@ -17,14 +21,13 @@ from typing import Any
 import httpx
 import msgspec
 
-from bisonsync.bison import MAILBOX_STATUSES, PAGE_SIZE, Page, SenderEmail, WorkspaceSession
+from bisonsync.bison import PAGE_SIZE, Page, SenderEmail, WorkspaceSession, canonical_status
 from bisonsync.bison.endpoints import api_url
 from bisonsync.sync.classify import TagRules, domain_of
 
 log = logging.getLogger("bisonsync.sync")
 
 SENDER_EMAILS = "/api/sender-emails"
-_STATUSES = {s.casefold(): s for s in MAILBOX_STATUSES}
 _encode = msgspec.json.Encoder().encode
 
 
@@ -40,6 +43,19 @@ class FetchedPage:
     @property
     def listing_total(self) -> int | None:
         return self.page.meta.total if self.page.meta is not None else None
+
+    @property
+    def unverified(self) -> str | None:
+        """Why this page leaves the listing unproven (None: it does not): no `meta` at all, or the listing ends
+        here although `meta.last_page` says more pages exist."""
+        meta = self.page.meta
+        if meta is None:
+            kind = "a bare {data} answer" if self.page.links is None else "links but no meta"
+            return f"{kind} ({len(self.page.data)} items): the listing cannot be proven complete"
+        if self.next_url is None and meta.current_page < meta.last_page:
+            what = "an empty page" if not self.page.data else "a page without a next link"
+            return f"the listing ended at page {meta.current_page} of {meta.last_page} ({what})"
+        return None
 
 
 def first_page_url(base: httpx.URL) -> httpx.URL:
@@ -75,8 +91,9 @@ async def iter_pages_from(
 
 
 def normalise_status(raw: str | None) -> str | None:
-    """Email Bison's status in its canonical spelling; None for anything unknown (then it is not applied)."""
-    return _STATUSES.get(raw.strip().casefold()) if raw else None
+    """Email Bison's status in its canonical spelling (`connected` -> `Connected`, `Pending Move` ->
+    `pending_move`); an unknown status is kept as sent; None when there is none (then it is not applied)."""
+    return canonical_status(raw)
 
 
 def mailbox_row(mailbox: SenderEmail, rules: TagRules) -> dict[str, Any]:
@@ -84,8 +101,6 @@ def mailbox_row(mailbox: SenderEmail, rules: TagRules) -> dict[str, Any]:
     tags = msgspec.to_builtins(mailbox.tags)
     kind = rules.classify(t.name for t in mailbox.tags)
     status = normalise_status(mailbox.status)
-    if status is None:
-        log.warning("mailbox %d has an unknown status %r; its status is left as it was", mailbox.id, mailbox.status)
     return {
         "id": mailbox.id,
         "email": mailbox.email,

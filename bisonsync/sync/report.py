@@ -31,6 +31,8 @@ class WorkspaceReport:
     error: str | None
     #: pages already committed when this poll picked the workspace up (0: it started at page 1)
     resumed_after_page: int = 0
+    #: done workspaces: True when the listing was proven complete, False when it was not (nothing was swept)
+    verified: bool | None = None
 
     @classmethod
     def from_progress(cls, p: WorkspaceProgress, resumed_after_page: int = 0) -> WorkspaceReport:
@@ -50,6 +52,7 @@ class WorkspaceReport:
             sweep=p.sweep,
             error=p.error,
             resumed_after_page=resumed_after_page,
+            verified=p.verified,
         )
 
 
@@ -83,6 +86,11 @@ class PollReport:
     def failed_workspaces(self) -> list[WorkspaceReport]:
         return [w for w in self.workspaces if w.status != "done"]
 
+    @property
+    def unverified_workspaces(self) -> list[WorkspaceReport]:
+        """Done, but their listing could not be proven complete: upserted, nothing deleted."""
+        return [w for w in self.workspaces if w.status == "done" and w.verified is False]
+
     def summary(self) -> str:
         if self.status == "skipped":
             return f"skipped: {self.job} is held by {self.held_by}"
@@ -93,6 +101,8 @@ class PollReport:
             f"{t.get('status_changes', 0)} status changes, {t.get('deleted', 0)} deleted, "
             f"{t.get('undeleted', 0)} back) in {self.elapsed_s:.1f}s"
         )
+        if t.get("unverified"):
+            text += f"; {t['unverified']} unverified listings (nothing deleted there)"
         if self.resumed:
             text += " (resumed run)"
         if self.error:

@@ -52,6 +52,10 @@ class WorkspaceProgress(msgspec.Struct, kw_only=True):
     priced: int = 0
     sweep: str | None = None
     error: str | None = None
+    #: done workspaces: True when the listing was proven complete (swept), False when it was not (nothing swept)
+    verified: bool | None = None
+    #: why the listing could not be proven complete (first reason a page gave)
+    listing_unverified: str | None = None
     #: live cached mailboxes when the run started (to start big workspaces first)
     cached_mailboxes: int = 0
 
@@ -171,6 +175,7 @@ class SyncRunStore:
         *,
         observed_at: datetime,
         listing_total: int | None,
+        unverified: str | None = None,
     ) -> PageResult:
         args: dict[str, Any] = {
             "p_run_id": run_id,
@@ -181,6 +186,7 @@ class SyncRunStore:
             "p_observed_at": observed_at,
             "p_listing_total": listing_total,
             "p_holder": self.holder,
+            "p_unverified": unverified,
         }
         return _convert(await self.store.rpc("sync_mailbox_page", args), PageResult)
 

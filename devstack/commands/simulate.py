@@ -44,8 +44,25 @@ def register(sub: Any) -> None:
         default="query",
         help="send the token as ?token= or as the X-Bisonsync-Token header",
     )
-    fire.add_argument("--fire-duplicate-share", type=float, default=0.05)
+    fire.add_argument("--fire-duplicate-share", type=float, default=0.05, help="share of retries (default 0.05)")
+    fire.add_argument(
+        "--fire-rerender-share",
+        type=float,
+        default=0.5,
+        help="share of retries re-rendered with moved counters (same ids); the rest are byte-for-byte (default 0.5)",
+    )
     fire.add_argument("--fire-reorder-share", type=float, default=0.02)
+    fire.add_argument(
+        "--fire-instance-url",
+        choices=("own", "omit", "generic"),
+        default="own",
+        help="event.instance_url: the simulator's URL, no field at all, or the vendor's canned host (default own)",
+    )
+    p.add_argument(
+        "--bare-sender-emails",
+        action="store_true",
+        help='fault: answer GET /api/sender-emails with a bare {"data": [...]} (no links, no meta)',
+    )
     p.set_defaults(handler=_simulate)
 
 
@@ -68,7 +85,8 @@ def _write_keys(path: Path, sim: SimulatedBison, base_url: str) -> None:
 def _report(truth: GroundTruth) -> str:
     by_type = {t: truth.total(t) for t in sorted({t for c in truth.fired.values() for t in c})}
     return (
-        f"firer done: {truth.deliveries} deliveries ({truth.distinct} distinct, {truth.duplicates} re-sends, "
+        f"firer done: {truth.deliveries} deliveries ({truth.distinct} distinct, {truth.duplicates} retries "
+        f"({truth.rerendered} re-rendered), "
         f"{truth.reordered} reordered, {truth.failures} failed) in {truth.elapsed_s:.1f}s; by type {by_type}"
     )
 
@@ -81,6 +99,8 @@ def _print_report(task: asyncio.Task[GroundTruth]) -> None:
 async def serve(args: argparse.Namespace) -> int:
     sim = SimulatedBison(workspaces=args.workspaces, mailboxes=args.mailboxes, seed=args.seed)
     sim.faults.latency_ms = args.latency_ms
+    if args.bare_sender_emails:
+        sim.set_faults(bare_data=[{"path": "/api/sender-emails"}])
     async with SimulatorServer(sim, port=args.port) as server:
         keys_file = Path(args.keys_file)
         _write_keys(keys_file, sim, server.base_url)
@@ -113,6 +133,8 @@ async def serve(args: argparse.Namespace) -> int:
                 count=args.fire_count,
                 duplicate_share=args.fire_duplicate_share,
                 reorder_share=args.fire_reorder_share,
+                rerender_share=args.fire_rerender_share,
+                instance_url=args.fire_instance_url,
                 token=os.environ.get("BISONSYNC_WEBHOOK_TOKEN"),
                 token_mode=args.fire_token_mode,
                 seed=args.seed,

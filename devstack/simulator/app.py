@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import httpx
 import msgspec
 
-from bisonsync.bison.models import EVENT_TYPES
+from bisonsync.bison.models import EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES, event_type_key
 from devstack.simulator.admin import add_admin_routes
 from devstack.simulator.asgi import (
     ASGIApp,
@@ -154,6 +154,8 @@ class SimulatorApp:
             next_link = None
         if faults.take(faults.empty_page, request.path, team_id, page):
             chunk, next_link = [], link(page + 1)
+        if faults.take(faults.bare_data, request.path, team_id, page):
+            return json_response(200, {"data": chunk})
         first = (page - 1) * size + 1
         body = {
             "data": chunk,
@@ -192,7 +194,8 @@ class SimulatorApp:
         if not isinstance(team_id, int) or team_id not in self.sim.teams:
             raise invalid("team_id", "The selected team id is invalid.")
         self.sim.switch(self.cred(request).token, team_id)
-        return json_response(200, {"data": self.sim.teams[team_id]})
+        # what real instances answer: the name only (no id to check the switch against)
+        return json_response(200, {"data": {"name": self.sim.teams[team_id].name}})
 
     async def stats(self, request: Request) -> Response:
         dates = []
@@ -235,13 +238,16 @@ class SimulatorApp:
             raise invalid("url", "The url field must be a valid URL.")
         if not isinstance(events, list) or not events:
             raise invalid("events", "The events field is required.")
-        unknown = [e for e in events if e not in EVENT_TYPES]
+        if not all(isinstance(e, str) for e in events):
+            raise invalid("events", "The events field must be a list of event types.")
+        unknown = [e for e in events if event_type_key(e) not in SUBSCRIBABLE_EVENT_TYPES]
         if unknown:
             raise invalid("events", f"The selected events are invalid: {unknown}.")
-        return name, url, list(dict.fromkeys(events))
+        return name, url, list(dict.fromkeys(event_type_key(e) for e in events))
 
     async def list_webhooks(self, request: Request) -> Response:
-        return self.page(request, list(self.sim.webhooks[self.team(request)].values()))
+        # a bare list, as real instances answer it (no links, no meta)
+        return json_response(200, {"data": list(self.sim.webhooks[self.team(request)].values())})
 
     async def create_webhook(self, request: Request) -> Response:
         name, url, events = self._hook_fields(request.json())
@@ -262,12 +268,14 @@ class SimulatorApp:
         return json_response(200, {"data": {"success": True, "message": "Webhook deleted."}})
 
     async def event_types(self, request: Request) -> Response:
-        return json_response(200, {"data": [{"id": k, "name": v} for k, v in EVENT_TYPES.items()]})
+        """The 13 subscribable types (a bare list)."""
+        return json_response(200, {"data": [{"id": k, "name": EVENT_TYPES[k]} for k in SUBSCRIBABLE_EVENT_TYPES]})
 
     def _event_type(self, value: object) -> str:
-        if not isinstance(value, str) or value not in EVENT_TYPES:
+        key = event_type_key(value) if isinstance(value, str) else ""
+        if key not in EVENT_TYPES:
             raise invalid("event_type", "The selected event type is invalid.")
-        return value
+        return key
 
     async def sample_payload(self, request: Request) -> Response:
         event_type = self._event_type(request.arg("event_type"))
@@ -292,7 +300,9 @@ class SimulatorApp:
         self.sim.test_events.append((url, event_type, status))
         ok = status is not None and 200 <= status < 300
         message = "Test webhook event sent." if ok else "The test webhook event could not be delivered."
-        return json_response(200, {"data": {"success": ok, "message": message, "status_code": status}})
+        return json_response(
+            200, {"data": {"success": ok, "message": message, "payload": msgspec.json.decode(payload)}}
+        )
 
 
 def _int(value: str) -> int:

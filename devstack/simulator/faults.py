@@ -44,6 +44,9 @@ class Faults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     null_next: list[Target] = msgspec.field(default_factory=list)
     #: pages served with no items although `links.next` points further
     empty_page: list[Target] = msgspec.field(default_factory=list)
+    #: pages answered as a bare `{"data": [...]}` (the page's items, no `links`, no `meta`), as in the API
+    #: reference's own example: a listing that cannot be proven complete
+    bare_data: list[Target] = msgspec.field(default_factory=list)
     #: pages whose JSON body is cut in the middle (status 200, consistent Content-Length)
     broken_json: list[Target] = msgspec.field(default_factory=list)
     #: requests that hang (no answer) for `hang_s` seconds, or until `sim.release_hangs()`

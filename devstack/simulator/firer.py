@@ -1,7 +1,10 @@
 """`WebhookFirer`: POSTs realistic Email Bison webhooks of all 17 types at a steady rate, with Bison's habits.
 
-- A share of deliveries are exact re-sends of an earlier delivery (same bytes, like Bison's retries), arriving a
-  few deliveries later; a share are swapped with their neighbour (out-of-order arrival).
+- A share of deliveries are retries of an earlier delivery, arriving a few deliveries later: some the same bytes,
+  some re-rendered from the instance's state at retry time (same ids, moved counters and `updated_at`, as a real
+  retry rendered later); a share are swapped with their neighbour (out-of-order arrival).
+- Types are UPPER_SNAKE_CASE as on the wire (`upper_case_share` < 1 sends some in the predecessor's snake_case);
+  `instance_url` is the instance's own URL, omitted, or the vendor's generic host.
 - Always bounded in count and in time, and only ever to a loopback address.
 - Keeps the ground truth: per workspace, how many *distinct* events of each type were fired (and how many got a
   2xx at least once), so a test can compare a receiver's counters with it. The events are also recorded in the
@@ -24,7 +27,7 @@ import msgspec
 
 from bisonsync.bison.models import EVENT_TYPES
 from devstack.simulator.asgi import is_loopback_url
-from devstack.simulator.events import DEFAULT_WEIGHTS, Event, EventFactory
+from devstack.simulator.events import DEFAULT_WEIGHTS, Event, EventFactory, InstanceUrlMode
 from devstack.simulator.state import SimulatedBison
 
 MAX_COUNT = 10_000_000
@@ -41,7 +44,9 @@ class GroundTruth:
     #: workspace id -> ids of the leads that replied (what stats calls unique_replies_per_contact)
     replied_leads: dict[int, set[int]] = field(default_factory=dict)
     deliveries: int = 0
+    #: retries (deliveries of an event already delivered), and how many of them were re-rendered
     duplicates: int = 0
+    rerendered: int = 0
     reordered: int = 0
     #: deliveries answered non-2xx, or not answered at all (see `errors`)
     failures: int = 0
@@ -60,9 +65,18 @@ class GroundTruth:
 @dataclass
 class _Fired:
     event: Event
+    #: the body of its first delivery
     body: bytes
+    #: the type as this event travels (UPPER_SNAKE_CASE, or the legacy snake_case)
+    wire_type: str = ""
     delivered: bool = False
     accepted: bool = False
+
+    def rerender(self) -> bytes:
+        """The body drawn again from the instance's current state (same ids, current counters)."""
+        body = self.event.render()
+        body["event"]["type"] = self.wire_type or body["event"]["type"]
+        return msgspec.json.encode(body)
 
 
 @dataclass
@@ -70,6 +84,13 @@ class _Delivery:
     fired: _Fired
     duplicate: bool = False
     reordered: bool = False
+    #: what is sent: the first rendering, or a re-rendering for a retry
+    body: bytes = b""
+    rerendered: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.body:
+            self.body = self.fired.body
 
 
 class WebhookFirer:
@@ -88,8 +109,10 @@ class WebhookFirer:
         seed: int = 0,
         weights: Mapping[str, float] | None = None,
         workspace_ids: Sequence[int] | None = None,
-        instance_url: str | None = None,
-        upper_case_share: float = 0.0,
+        instance_url: InstanceUrlMode | str | None = None,
+        upper_case_share: float = 1.0,
+        rerender_share: float = 0.5,
+        object_variables_share: float = 0.0,
         concurrency: int = 8,
         request_timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -98,6 +121,11 @@ class WebhookFirer:
 
         `token` goes into `?token=` or the `X-Bisonsync-Token` header (`token_mode`); a mapping gives each
         workspace its own. `transport` lets tests deliver in-process (e.g. `httpx.ASGITransport`).
+        `instance_url`: "own" (default: the simulator's URL), "omit", "generic" (the vendor's canned host), or a
+        URL. `upper_case_share`: share of events sent with UPPER_SNAKE_CASE types (1.0, as real instances; the
+        rest in the predecessor's snake_case). `rerender_share`: share of retries re-rendered with moved counters
+        (the rest are byte-for-byte re-sends). `object_variables_share`: share of bodies whose
+        `lead.custom_variables` is a keyed object.
         """
         if not is_loopback_url(target_url):
             raise ValueError(f"the firer only posts to loopback addresses, not {target_url!r}")
@@ -105,8 +133,10 @@ class WebhookFirer:
             raise ValueError("bound the firer: give duration_s, count, or both")
         if rate_per_s <= 0 or concurrency < 1:
             raise ValueError("rate_per_s must be positive and concurrency at least 1")
-        if not (0 <= duplicate_share < 0.5 and 0 <= reorder_share < 0.5 and 0 <= upper_case_share <= 1):
-            raise ValueError("duplicate_share and reorder_share must be in [0, 0.5), upper_case_share in [0, 1]")
+        if not (0 <= duplicate_share < 0.5 and 0 <= reorder_share < 0.5):
+            raise ValueError("duplicate_share and reorder_share must be in [0, 0.5)")
+        if not all(0 <= x <= 1 for x in (upper_case_share, rerender_share, object_variables_share)):
+            raise ValueError("upper_case_share, rerender_share and object_variables_share must be in [0, 1]")
         unknown = set(weights or ()) - set(EVENT_TYPES)
         if unknown:
             raise ValueError(f"unknown event types in weights: {sorted(unknown)}")
@@ -122,11 +152,17 @@ class WebhookFirer:
         self.weights = dict(weights or DEFAULT_WEIGHTS)
         self.workspace_ids = list(workspace_ids) if workspace_ids is not None else None
         self.upper_case_share = upper_case_share
+        self.rerender_share = rerender_share
         self.concurrency = concurrency
         self.request_timeout_s = request_timeout_s
         self.transport = transport
         self.rng = random.Random(f"bison-firer:{seed}")
-        self.factory = EventFactory(sim, random.Random(f"bison-firer:{seed}:events"), instance_url=instance_url)
+        self.factory = EventFactory(
+            sim,
+            random.Random(f"bison-firer:{seed}:events"),
+            instance_url=instance_url,
+            object_variables_share=object_variables_share,
+        )
         self.truth = GroundTruth()
         self._stop = asyncio.Event()
 
@@ -153,10 +189,10 @@ class WebhookFirer:
 
     def _fired(self) -> _Fired:
         event = self._new_event()
-        if self.upper_case_share and self.rng.random() < self.upper_case_share:
-            event.body["event"]["type"] = event.type.upper()
-            return _Fired(event, msgspec.json.encode(event.body))
-        return _Fired(event, event.raw)
+        if self.upper_case_share < 1 and self.rng.random() >= self.upper_case_share:
+            event.body["event"]["type"] = event.type  # the predecessor's snake_case
+            return _Fired(event, msgspec.json.encode(event.body), wire_type=event.type)
+        return _Fired(event, event.raw, wire_type=event.body["event"]["type"])
 
     def _with_duplicates(self) -> Iterator[_Delivery]:
         # Per-original chance q so that re-sends are `duplicate_share` of all deliveries: q / (1 + q) = share.
@@ -167,7 +203,10 @@ class WebhookFirer:
             due = next((p for p in pending if p[0] <= index), None)
             if due is not None:
                 pending.remove(due)
-                yield due[1]
+                retry = due[1]
+                if self.rerender_share and self.rng.random() < self.rerender_share:
+                    retry.body, retry.rerendered = retry.fired.rerender(), True
+                yield retry
             else:
                 fired = self._fired()
                 if self.rng.random() < q:
@@ -204,7 +243,7 @@ class WebhookFirer:
         truth, fired = self.truth, delivery.fired
         try:
             url, headers = self._request(delivery)
-            resp = await http.post(url, content=fired.body, headers=headers)
+            resp = await http.post(url, content=delivery.body, headers=headers)
         except httpx.HTTPError:
             truth.failures += 1
             truth.errors += 1
@@ -222,6 +261,7 @@ class WebhookFirer:
         truth, fired = self.truth, delivery.fired
         truth.deliveries += 1
         truth.duplicates += delivery.duplicate
+        truth.rerendered += delivery.rerendered
         truth.reordered += delivery.reordered
         if not fired.delivered:  # the first time this event goes out, it has happened
             fired.delivered = True

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from bisonsync.bison.models import EVENT_TYPES, MAILBOX_STATUSES
+from bisonsync.bison.models import EVENT_TYPES, MAILBOX_STATUSES, PENDING_STATUSES
 from devstack.simulator.data import MailboxRecord, TagRecord, TeamRecord, generate, iso
 from devstack.simulator.faults import Faults
 
@@ -189,8 +189,8 @@ class SimulatedBison:
         return [t for t, ids in self.team_mailboxes.items() if mailbox_id in ids]
 
     def set_mailbox_status(self, mailbox_id: int, status: str) -> MailboxRecord:
-        if status not in MAILBOX_STATUSES:
-            raise ValueError(f"status must be one of {MAILBOX_STATUSES}")
+        if status not in (*MAILBOX_STATUSES, *PENDING_STATUSES):
+            raise ValueError(f"status must be one of {(*MAILBOX_STATUSES, *PENDING_STATUSES)}")
         mailbox = self.mailboxes[mailbox_id]
         mailbox.status = status
         mailbox.updated_at = iso(self.now())
@@ -251,8 +251,9 @@ class SimulatedBison:
         if event_type == "lead_replied" and lead_id is not None:
             entry.replied_leads.add(lead_id)
 
-    def stats(self, team_id: int, start: date, end: date) -> dict[str, int | float]:
-        """`/api/workspaces/v1.1/stats` over the ledger; percentages are of emails sent."""
+    def stats(self, team_id: int, start: date, end: date) -> dict[str, str]:
+        """`/api/workspaces/v1.1/stats` over the ledger, as real instances answer it: every value a string ("123",
+        "12.5"), no `replied` field (replies are `unique_replies_per_contact`); percentages are of emails sent."""
         events: Counter[str] = Counter()
         replied: set[int] = set()
         day = start
@@ -264,22 +265,21 @@ class SimulatedBison:
             day += timedelta(days=1)
         sent = events["email_sent"]
 
-        def pct(n: int) -> float:
-            return round(n / sent * 100, 2) if sent else 0.0
+        def pct(n: int) -> str:
+            return f"{round(n / sent * 100, 2):g}" if sent else "0"
 
         return {
-            "emails_sent": sent,
-            "total_leads_contacted": events["lead_first_contacted"],
-            "opened": 0,
-            "opened_percentage": 0.0,
-            "replied": events["lead_replied"],
-            "unique_replies_per_contact": len(replied),
+            "emails_sent": str(sent),
+            "total_leads_contacted": str(events["lead_first_contacted"]),
+            "opened": "0",
+            "opened_percentage": "0",
+            "unique_replies_per_contact": str(len(replied)),
             "unique_replies_per_contact_percentage": pct(len(replied)),
-            "bounced": events["email_bounced"],
+            "bounced": str(events["email_bounced"]),
             "bounced_percentage": pct(events["email_bounced"]),
-            "unsubscribed": events["lead_unsubscribed"],
+            "unsubscribed": str(events["lead_unsubscribed"]),
             "unsubscribed_percentage": pct(events["lead_unsubscribed"]),
-            "interested": events["lead_interested"],
+            "interested": str(events["lead_interested"]),
             "interested_percentage": pct(events["lead_interested"]),
         }
 

@@ -8,8 +8,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from bisonsync.bison import BisonClient
-from bisonsync.reconcile import METRIC_MAP, month_period, parse_month, reconcile
+from bisonsync.bison import BisonClient, WorkspaceStats
+from bisonsync.reconcile import METRIC_MAP, bison_values, month_period, parse_month, reconcile
 from bisonsync.store import Store
 from bisonsync.store import api as store_api
 from devstack.simulator import SimulatedBison
@@ -51,6 +51,30 @@ def test_month_period() -> None:
     with pytest.raises(ValueError):
         parse_month("Feb 2026")
     assert set(METRIC_MAP) == {"emails_sent", "replies", "replies_total", "interested", "bounced", "unsubscribed"}
+
+
+def test_stats_as_real_instances_send_them() -> None:
+    # values as strings, no `replied`, a field we do not know, a value we cannot read
+    raw = {
+        "emails_sent": "123",
+        "unique_replies_per_contact": "9",
+        "unique_replies_per_contact_percentage": "7.32",
+        "interested": 4,
+        "interested_percentage": "3.25",
+        "bounced": "1,204",
+        "unsubscribed": None,
+        "opened": "n/a",
+        "positive_reply_rate": "0.5",
+    }
+    stats = WorkspaceStats.from_mapping(raw)
+    assert (stats.emails_sent, stats.unique_replies_per_contact, stats.bounced) == (123, 9, 1204)
+    assert stats.interested_percentage == 3.25 and stats.unique_replies_per_contact_percentage == 7.32
+    assert stats.replied is None and stats.unsubscribed is None and stats.opened is None
+    assert stats.extra == {"positive_reply_rate": "0.5"}
+    # only what Email Bison reported is compared: no replies_total, no unsubscribed
+    assert bison_values(stats) == {"emails_sent": 123, "replies": 9, "interested": 4, "bounced": 1204}
+    # an instance that does report `replied` gets the like-for-like check
+    assert bison_values(WorkspaceStats.from_mapping({**raw, "replied": "11"}))["replies_total"] == 11
 
 
 async def test_reconcile_records_drift_without_touching_counters(
@@ -96,7 +120,7 @@ async def test_reconcile_records_drift_without_touching_counters(
     assert {k: (m.webhook_value, m.bison_value, m.drift) for k, m in a.items()} == {
         "emails_sent": (8, 10, -2),
         "replies": (4, 3, 1),  # unique_replies_per_contact counts lead 2 once
-        "replies_total": (4, 4, 0),
+        # no replies_total: real instances report no `replied`, and nothing is compared with a missing field
         "interested": (2, 2, 0),
         "bounced": (1, 1, 0),
         "unsubscribed": (0, 1, -1),
@@ -115,7 +139,8 @@ async def test_reconcile_records_drift_without_touching_counters(
     later = NOW.replace(hour=18)
     await reconcile(any_store, bison, instance=instance, now=later, bison_workspace_ids=[team_a])
     stored = await drift_rows(db, ws_a)
-    assert len(await db.fetch("select 1 from public.metric_drift where workspace_id = $1::uuid", ws_a)) == 6
+    assert len(await db.fetch("select 1 from public.metric_drift where workspace_id = $1::uuid", ws_a)) == 5
+    assert "replies_total" not in stored
     assert stored["emails_sent"]["drift"] == 0 and stored["emails_sent"]["checked_at"] == later
 
     # a past month is its own period; the next day is a new row

@@ -8,7 +8,8 @@ import asyncpg
 import msgspec
 import pytest
 
-from bisonsync.bison import EVENT_TYPES, BisonClient, BisonServerError, WorkspaceSession
+from bisonsync.bison import SUBSCRIBABLE_EVENT_TYPES as EVENT_TYPES
+from bisonsync.bison import BisonClient, BisonServerError, WorkspaceSession
 from bisonsync.commands import webhooks as webhooks_cmd
 from bisonsync.ingest import WebhookIngestor
 from bisonsync.store import Store
@@ -75,7 +76,10 @@ async def test_install_every_event_every_workspace_idempotently(
     # the printed token is one the service accepts for that workspace; another workspace's is refused
     team, other = sorted(sim.teams)[:2]
     async with bison.workspace(team) as ws:
-        body = msgspec.json.encode(await ws.sample_payload("email_sent"))
+        sample = await ws.sample_payload("email_sent")
+    # real samples carry no instance_url (or a canned one): name the deployment's instance, as its config would
+    sample["event"]["instance_url"] = f"https://{instance}"
+    body = msgspec.json.encode(sample)
     tokens = {w.bison_workspace_id: w.token for w in first.workspaces}
     ingestor = WebhookIngestor(store, global_token=None)
     assert (await ingestor.handle(body, tokens[team])).http_status == 200
@@ -129,12 +133,12 @@ async def test_verify_reports_missing_events_and_workspaces(
 
     trimmed, gone = teams[1], teams[2]
     [hook] = sim.webhooks[trimmed].values()
-    hook.events = [e for e in hook.events if e not in ("email_sent", "tag_removed")]
+    hook.events = [e for e in hook.events if e not in ("email_sent", "email_bounced")]
     sim.webhooks[gone].clear()
     report = await verify_webhooks(bison, URL, store=store, instance=instance, global_token=GLOBAL)
     by_team = {w.bison_workspace_id: w for w in report.workspaces}
     assert not report.ok
-    assert by_team[trimmed].missing_events == ["email_sent", "tag_removed"]
+    assert by_team[trimmed].missing_events == ["email_sent", "email_bounced"]
     assert by_team[gone].registered is False and by_team[gone].problems == ["no registration of our URL"]
     assert all(by_team[t].ok for t in teams if t not in (trimmed, gone))
     # without the global token the service would refuse these URLs (no per-workspace token matches)

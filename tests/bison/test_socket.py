@@ -49,7 +49,8 @@ async def test_firer_over_tcp(sim: SimulatedBison) -> None:
         firer = WebhookFirer(f"{server.base_url}/hook", sim, count=200, rate_per_s=2000, token="t0k")
         truth = await firer.run()
     assert truth.deliveries == len(receiver.deliveries) == 200 and truth.failures == 0
-    assert len({d.body for d in receiver.deliveries}) == truth.distinct
+    # retries re-rendered with moved counters are new bodies of the same events
+    assert truth.distinct <= len({d.body for d in receiver.deliveries}) <= truth.distinct + truth.rerendered
 
 
 async def test_simulate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -186,6 +186,8 @@ FUNCTIONS: dict[str, Fn] = {
     "is_valid_timezone(text)": Fn(READERS),
     "pipeline_stage_rank(text)": Fn(READERS),
     "mailbox_status_wins(timestamp with time zone,text,text,timestamp with time zone,text,text)": Fn(READERS),
+    "mailbox_status_canonical(text)": Fn(READERS),
+    "sync_unverified_streak(uuid,timestamp with time zone)": Fn(READERS),
     "mailbox_price(text,text,integer)": Fn(READERS),
     "mailbox_daily_volume(text,text,integer)": Fn(READERS),
     # membership helpers: true for the member's own workspace / instance only (service_role is nobody's member)
@@ -250,7 +252,7 @@ FUNCTIONS: dict[str, Fn] = {
     "heartbeat_sync_run(uuid,text,integer)": Fn(SERVICE),
     "release_sync_lease(text,text)": Fn(SERVICE),
     "finish_sync_run(uuid,text)": Fn(SERVICE),
-    "sync_mailbox_page(uuid,uuid,integer,text,jsonb,timestamp with time zone,integer,text)": Fn(SERVICE),
+    "sync_mailbox_page(uuid,uuid,integer,text,jsonb,timestamp with time zone,integer,text,text)": Fn(SERVICE),
     "finish_workspace_sync(uuid,uuid,boolean,text,text)": Fn(SERVICE),
     "workspace_api_key_refs(text)": Fn(SERVICE),
 }

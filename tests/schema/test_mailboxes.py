@@ -243,6 +243,9 @@ async def test_stats_functions(conn: asyncpg.Connection, make_workspace: Workspa
         "failed": 0,
         "not_connected": 1,
         "disconnect_rate": Decimal("33.33"),
+        "pending_move": 0,
+        "pending_deletion": 0,
+        "other": 0,
     }
     stats = await conn.fetchrow("select * from public.get_account_status_stats($1)", b)
     assert stats is not None and (stats["total"], stats["failed"], stats["disconnect_rate"]) == (2, 1, 50)

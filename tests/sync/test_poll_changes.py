@@ -213,7 +213,7 @@ async def test_a_listing_that_shifts_while_it_is_paged_is_not_swept_until_a_stab
     report = await poll_mailboxes(pg_store, client, instance=instance)
     assert report.status == "completed"
     ws = next(w for w in report.workspaces if w.bison_workspace_id == team)
-    assert ws.sweep is not None and ws.sweep.startswith("skipped") and ws.deleted == 0
+    assert ws.sweep is not None and ws.sweep.startswith("unverified") and ws.deleted == 0 and ws.verified is False
     rows = await cache(db, instance)
     assert all(r["deleted_at"] is None for (t, _), r in rows.items() if t == team)
 

@@ -41,7 +41,7 @@ async def test_pagination_traps_null_next_and_per_page_ignored(
     assert all(r.url.params["per_page"] == "15" for r in transport.requests if r.url.path == "/api/sender-emails")
 
 
-async def test_an_empty_page_before_the_end_fails_the_workspace_and_sweeps_nothing(
+async def test_an_empty_page_before_the_end_is_unverified_and_sweeps_nothing(
     pg_store: Store, db: asyncpg.Connection, make_client: Callable[..., Any], instance: str
 ) -> None:
     sim = SimulatedBison(workspaces=6, mailboxes=600, seed=5)
@@ -54,16 +54,19 @@ async def test_an_empty_page_before_the_end_fails_the_workspace_and_sweeps_nothi
     gone = sim.team_mailboxes[other][0]
     sim.remove_mailbox(gone, other)
     report = await poll_mailboxes(pg_store, client, instance=instance)
-    assert report.status == "partial"
-    failed = {w.bison_workspace_id: w for w in report.failed_workspaces}
-    assert set(failed) == {big}
-    assert failed[big].error is not None and "listing incomplete" in failed[big].error
+    assert report.status == "completed" and not report.failed_workspaces
+    unverified = {w.bison_workspace_id: w for w in report.unverified_workspaces}
+    assert set(unverified) == {big}
+    assert unverified[big].sweep is not None and "ended at page 2" in unverified[big].sweep
+    assert report.totals["unverified"] == 1 and "1 unverified" in report.summary()
     rows = await cache(db, instance)
     assert all(r["deleted_at"] is None for (team, _), r in rows.items() if team == big)  # the predecessor's pitfall
     assert rows[(other, gone)]["deleted_at"] is not None  # the others are swept as usual
 
     sim.reset_faults()
-    assert (await poll_mailboxes(pg_store, client, instance=instance)).status == "completed"
+    again = await poll_mailboxes(pg_store, client, instance=instance)
+    assert again.status == "completed" and not again.unverified_workspaces
+    assert all(w.verified for w in again.workspaces)
     assert_cache_matches(sim, await cache(db, instance, live_only=True))
 
 
