@@ -69,10 +69,16 @@ def _client(settings: Settings) -> BisonClient:
     return BisonClient(settings.bison_base_url, settings.bison_api_key, max_pages=settings.bison_max_pages)
 
 
-def _run(args: argparse.Namespace, body: Any) -> int:
+def _run(args: argparse.Namespace, body: Any, *, bison: str = "") -> int:
+    """`bison`: "" no Email Bison needed, "url" BISON_BASE_URL, "super" BISON_BASE_URL + BISON_API_KEY."""
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
+        if bison:
+            if not settings.bison_base_url:
+                raise SettingsError("BISON_BASE_URL is not set")
+            if bison == "super" and not settings.bison_api_key:
+                raise SettingsError("BISON_API_KEY (the super-admin key) is not set")
         store, instance = _open(settings)
         instance = args.instance or instance
     except SettingsError as exc:
@@ -116,7 +122,7 @@ def _provision(args: argparse.Namespace) -> int:
         print(report.summary())
         return 0 if report.ok else 1
 
-    return _run(args, body)
+    return _run(args, body, bison="super")
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -131,7 +137,7 @@ def _verify(args: argparse.Namespace) -> int:
         print(report.summary())
         return 0 if report.ok else 1
 
-    return _run(args, body)
+    return _run(args, body, bison="url")
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -87,9 +87,7 @@ async def stored_keys(store: Store, instance: str) -> list[StoredKey]:
     ]
 
 
-async def store_key(
-    store: Store, workspace_id: str, token: str, token_id: str | None, *, replace: bool
-) -> StoreResult:
+async def store_key(store: Store, workspace_id: str, token: str, token_id: str | None, *, replace: bool) -> StoreResult:
     rows = await store.rpc_rows(
         "store_workspace_api_key",
         {"p_workspace_id": workspace_id, "p_token": token, "p_token_id": token_id, "p_replace": replace},

@@ -57,7 +57,14 @@ async def test_root_key_is_not_in_any_table_and_not_callable(conn: asyncpg.Conne
         "select table_name, column_name from information_schema.columns where table_schema = 'vault'"
     )
     assert {r["column_name"] for r in cols if r["table_name"] == "secrets"} == {
-        "id", "name", "description", "secret", "key_id", "nonce", "created_at", "updated_at",
+        "id",
+        "name",
+        "description",
+        "secret",
+        "key_id",
+        "nonce",
+        "created_at",
+        "updated_at",
     }
 
 
@@ -149,6 +156,6 @@ async def test_no_api_readable_table_holds_a_stored_key(
         for t in tables:
             async with acting_as(conn, "service_role"):  # what the role could see at most (RLS aside)
                 text = await conn.fetchval(
-                    f'select coalesce(string_agg(x::text, \'\'), \'\') from "{t["table_schema"]}"."{t["table_name"]}" x'
+                    f"select coalesce(string_agg(x::text, ''), '') from \"{t['table_schema']}\".\"{t['table_name']}\" x"
                 )
             assert secret_part not in text, f"{role} can read {t['table_schema']}.{t['table_name']}"
