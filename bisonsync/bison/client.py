@@ -7,6 +7,10 @@ Workspaces and keys. `client.workspace(team_id)` opens a scoped session:
   to the team, runs its calls, and releases the lock. Workspaces behind one super-admin key are therefore
   serialized and never mix (spec §6.13), while calls inside one session may still run concurrently.
 
+A workspace key Email Bison refuses (401/403: revoked, expired) is dropped from the client and its session carries on
+with the super-admin key (switching, and holding that key's lock until the session ends); listeners registered with
+`on_key_refused` are told (bisonsync.keys counts it and marks a stored key failed).
+
 Calls made on the client itself use its default key (the super-admin key, else the only workspace key). With a
 super-admin key they act on whatever workspace the token is switched to; each takes the token lock so it never
 lands in the middle of someone else's session. Inside a session, use the session.
