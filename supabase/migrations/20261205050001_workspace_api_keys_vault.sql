@@ -22,7 +22,6 @@ comment on column public.workspace_credentials.bison_api_key_token_id is
 create or replace function public._require_vault()
 returns void
 language plpgsql
-stable
 set search_path = ''
 as $$
 begin
