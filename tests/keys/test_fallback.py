@@ -18,14 +18,25 @@ from bisonsync.sync.scheduled import run_sync_cycle
 from bisonsync.sync.workspaces import sync_workspaces
 from devstack.simulator import SimulatedBison
 from devstack.simulator.tokens import tokens_of
-from tests.sync.conftest import BASE_URL, FAST_RETRY, RecordingTransport
-from tests.sync.support import assert_cache_matches, cache
+from tests.keys.conftest import BASE_URL, FAST_RETRY, RecordingTransport
 
 pytestmark = pytest.mark.asyncio
 
 
 def settings_for(sim: SimulatedBison, instance: str) -> Settings:
     return Settings(bison_base_url=BASE_URL, bison_api_key=sim.super_admin_key, bison_instance=instance)
+
+
+async def assert_cache_matches(sim: SimulatedBison, db: asyncpg.Connection, instance: str) -> None:
+    """Every workspace's live cached mailboxes are the simulator's listing of it."""
+    rows = await db.fetch(
+        "select w.bison_workspace_id as team, array_agg(s.bison_sender_id order by s.bison_sender_id) as ids"
+        " from public.sender_emails_cache s join public.workspaces w on w.id = s.workspace_id"
+        " where w.instance = $1 and s.deleted_at is null group by 1",
+        instance,
+    )
+    expected = {team: sorted(ids) for team, ids in sim.team_mailboxes.items() if ids}
+    assert {r["team"]: list(r["ids"]) for r in rows} == expected
 
 
 async def provisioned(store: Store, client: BisonClient, instance: str) -> dict[int, str]:
@@ -46,7 +57,7 @@ async def test_poll_uses_the_stored_keys_in_parallel(
 
     cycle = await run_sync_cycle(settings_for(sim, instance), any_store, client, concurrency=5, environ={})
     assert cycle.mailboxes.status == "completed"
-    assert_cache_matches(sim, await cache(db, instance))
+    await assert_cache_matches(sim, db, instance)
     used = {token for token, _ in transport.page_requests()}
     assert used == set(keys.values())  # every page read with its workspace's own key, none with the super-admin key
     assert sim.counters.switches == 0
@@ -92,7 +103,7 @@ async def test_revoked_key_falls_back_to_the_super_admin_key_and_is_reported(
 
     cycle = await run_sync_cycle(settings_for(sim, instance), any_store, client, environ={})
     assert cycle.mailboxes.status == "completed"  # the victim's workspace was synced with the super-admin key
-    assert_cache_matches(sim, await cache(db, instance))
+    await assert_cache_matches(sim, db, instance)
     assert key_fallback_counts()[instance] == before + 1
     assert f"workspace {victim}: workspace key" in caplog.text and "refused" in caplog.text
     assert keys[victim].split("|")[1] not in caplog.text
@@ -165,9 +176,9 @@ async def test_fallback_releases_the_super_admin_lock_when_the_session_ends() ->
     ) as client:
         tokens_of(sim).revoke_team(teams[0])
         async with client.workspace(teams[0]) as session:
-            assert session.key_kind is KeyKind.WORKSPACE
+            before = session.key_kind
             listed = await session.list_workspaces()
-            assert session.key_kind is KeyKind.SUPER_ADMIN and listed
+            assert (before, session.key_kind) == (KeyKind.WORKSPACE, KeyKind.SUPER_ADMIN) and listed
         async with client.workspace(teams[1]) as other:  # would deadlock if the lock were still held
             assert other.key_kind is KeyKind.SUPER_ADMIN
             await other.list_workspaces()
