@@ -17,6 +17,10 @@ poller; requests counted by the simulator, read from `/_sim/counters`):
       then a repeat poll (nothing changed), then `bisonsync poll --once` itself as a subprocess (process start,
       imports and connection setup included).
    c. The poller with the super-admin key only (workspaces serialized behind switch-workspace), for contrast.
+   d. The same super-admin-only setup after `bisonsync keys provision` (one workspace-scoped key per workspace
+      created through the simulator's token endpoint and stored in the devstack's Supabase Vault): the poller
+      picks the stored keys up and runs workspaces in parallel; target >= 5x the serial baseline, first poll.
+      `--provisioned-only` runs just the serial baseline and this part.
    Ideal = pages / concurrency x latency. Pages within a workspace are sequential (each page's URL comes from the
    previous one), so the largest workspace's pages x latency (the critical path) is a lower bound too; the 2x
    target is judged against the larger of the two.
@@ -84,6 +88,7 @@ from bench.common import (
 )
 from bench.profiling import recording, summarize
 from bisonsync.bison import DEFAULT_MAX_PAGES, BisonClient
+from bisonsync.keys import provision_keys
 from bisonsync.settings import Settings
 from bisonsync.store import store_from_settings
 from bisonsync.sync.pages import first_page_url
@@ -93,6 +98,7 @@ from devstack.simulator.data import generate
 
 BENCH = "sync"
 SPEEDUP_TARGET = 6.0
+PROVISIONED_TARGET = 5.0
 IDEAL_FACTOR_TARGET = 2.0
 LINEARITY_TARGET = 1.5
 KEY_REF_PREFIX = "BISONSYNC_BENCH_SYNC_KEY"
@@ -348,6 +354,23 @@ async def prepare_instance(stack: Stack, sim: Simulator, instance: str, refs: di
         await conn.close()
 
 
+async def provision_instance(stack: Stack, sim: Simulator, instance: str) -> tuple[float, str]:
+    """`bisonsync keys provision` for the instance (registered already): (seconds, summary)."""
+    settings = Settings.from_env({"DATABASE_URL": stack.devstack.env().database_url})
+    store = store_from_settings(settings)
+    await store.open()
+    try:
+        async with BisonClient(sim.url, sim.super_key) as client:
+            started = time.perf_counter()
+            report = await provision_keys(store, client, instance)
+            took = time.perf_counter() - started
+    finally:
+        await store.close()
+    if not report.ok:
+        raise RuntimeError(f"keys provision failed: {report.summary()}")
+    return took, report.summary()
+
+
 async def serial_baseline(stack: Stack, sim: Simulator, label: str, cap: int) -> Run:
     """Every page of every workspace strictly one after another, with the same client (workspace keys: no switch
     requests), nothing written anywhere."""
@@ -550,14 +573,25 @@ async def phase1(stack: Stack, opts: argparse.Namespace) -> Phase1:
               f"biggest-first on {opts.concurrency} lanes {lpt * opts.latency_ms / 1000:.2f}s", flush=True)
         keyed = f"keys.{INSTANCE_DOMAIN}"
         admin = f"admin.{INSTANCE_DOMAIN}"
+        vaulted = f"vault.{INSTANCE_DOMAIN}"
         refs = register_refs(sim, "P1")
-        await prepare_instance(stack, sim, keyed, refs)
-        await prepare_instance(stack, sim, admin, None)
+        if not opts.provisioned_only:
+            await prepare_instance(stack, sim, keyed, refs)
+            await prepare_instance(stack, sim, admin, None)
+        await prepare_instance(stack, sim, vaulted, None)
         cap = DEFAULT_MAX_PAGES
         serial = await serial_baseline(stack, sim, "serial baseline (one page at a time)", cap)
         show(serial)
-        polls = []
+        polls: list[Run] = []
         common = {"concurrency": opts.concurrency, "cap": cap}
+        provision_s, provision_summary = await provision_instance(stack, sim, vaulted)
+        print(f"  keys provision: {provision_summary} in {provision_s:.2f}s", flush=True)
+        polls.append(await poll(stack, sim, vaulted, "poller, super-admin key only, after `keys provision`, first poll",
+                                "first", "provisioned", **common))
+        polls[-1].note = polls[-1].note or f"keys provision took {provision_s:.2f}s before it"
+        show(polls[-1], serial, bounds)
+        if opts.provisioned_only:
+            return Phase1(dict(sim.sizes), bounds, 0.0, serial, polls, lpt, 0, {})
         polls.append(await poll(stack, sim, keyed, "poller, workspace keys, first poll", "first", "workspace",
                                 **common))
         show(polls[-1], serial, bounds)
@@ -686,7 +720,7 @@ def phase1_targets(p1: Phase1, opts: argparse.Namespace) -> list[Target]:
             f"x {b.latency_ms:g} ms = {b.ideal_s:.2f}s, critical path {b.largest} x {b.latency_ms:g} ms = "
             f"{b.critical_s:.2f}s ({run.wall_s / b.ideal_s:.2f}x of the ideal alone)",
         ))
-    keyed = [r for r in p1.polls if r.keys == "workspace"]
+    keyed = [r for r in p1.polls if r.keys in ("workspace", "provisioned")]
     extra = [r for r in keyed if r.page_requests != serial.page_requests or set(r.statuses) - {"200"}]
     out.append(Target(
         BENCH, "every page fetched exactly once (page requests = the serial baseline's, all answered 200)",
@@ -695,6 +729,16 @@ def phase1_targets(p1: Phase1, opts: argparse.Namespace) -> list[Target]:
         + ", ".join(f"{r.kind} {r.page_requests} (+{r.total_requests - r.page_requests} other)" for r in keyed)
         + (f"; {extra[0].label}: statuses {extra[0].statuses}" if extra else ""),
     ))
+    vaulted = next((r for r in p1.polls if r.keys == "provisioned"), None)
+    if vaulted is not None:
+        speedup = ratio(serial.wall_s, vaulted.wall_s)
+        out.append(Target(
+            BENCH, f"super-admin key only, after `keys provision`: >= {PROVISIONED_TARGET:g}x the serial baseline "
+                   "(first poll; workspace keys from Supabase Vault)",
+            vaulted.status == "completed" and speedup >= PROVISIONED_TARGET and vaulted.switches == 0,
+            f"x{speedup:.2f}: serial {serial.wall_s:.2f}s, poller {vaulted.wall_s:.2f}s, {vaulted.switches} switches, "
+            f"max {vaulted.max_in_flight} requests in flight; {vaulted.note}",
+        ))
     admin = next((r for r in p1.polls if r.keys == "super-admin"), None)
     if admin is not None:
         out.append(Target(
@@ -842,6 +886,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="seconds for the whole benchmark (run_all allows 180): scaling sizes that would not fit are "
                         "skipped and reported")
     p.add_argument("--no-cli", action="store_true", help="skip the `bisonsync poll --once` subprocess run")
+    p.add_argument("--provisioned-only", action="store_true",
+                   help="phase 1: only the serial baseline and the super-admin poll after `keys provision`")
     p.add_argument("--no-repeat", action="store_true", help="scaling: first polls only")
     p.add_argument("--profile", action="store_true", help="py-spy the poller during the largest first poll")
     p.add_argument("--quick", action="store_true", help="scaling sizes 12.5k, 25k, 50k; no CLI run")

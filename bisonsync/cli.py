@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str | None, str]] = {
     "analytics": ("bisonsync.commands.analytics", None, "snapshots, account stats, alerts"),
     "reconcile": ("bisonsync.commands.reconcile", None, "webhook counters vs Email Bison stats"),
     "webhooks": ("bisonsync.commands.webhooks", None, "install and verify Email Bison webhooks"),
+    "keys": ("bisonsync.commands.keys", None, "workspace API keys in Supabase Vault"),
 }
 
 Handler = Callable[[argparse.Namespace], int]

@@ -42,6 +42,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("BISON_MAX_PAGES", "2000", "Most pages of 15 read per workspace listing (2000 = 30,000 mailboxes)."),
     SettingSpec("BISONSYNC_POLL_INTERVAL_S", "300", "Seconds between scheduled mailbox syncs (0 disables)."),
     SettingSpec("BISONSYNC_JOBS", "1", "Run background jobs (poll, alerts, snapshots, reconcile) in `serve`; 0: off."),
+    SettingSpec(
+        "BISONSYNC_KEY_PROVISION_INTERVAL_S",
+        "0",
+        "Seconds between automatic `keys provision` runs in `serve` (keys for new workspaces); 0 disables.",
+    ),
     SettingSpec("SLACK_WEBHOOK_URL", None, "Slack incoming webhook for alerts (optional).", True),
 )
 
@@ -72,6 +77,7 @@ class Settings:
     bison_max_pages: int = 2000
     poll_interval_s: int = 300
     jobs_enabled: bool = True
+    key_provision_interval_s: int = 0
     slack_webhook_url: str | None = field(default=None, repr=False)
 
     @classmethod
@@ -100,6 +106,9 @@ class Settings:
             bison_max_pages=_parse_int("BISON_MAX_PAGES", get("BISON_MAX_PAGES") or ""),
             poll_interval_s=_parse_int("BISONSYNC_POLL_INTERVAL_S", get("BISONSYNC_POLL_INTERVAL_S") or ""),
             jobs_enabled=(get("BISONSYNC_JOBS") or "1").lower() not in ("0", "false", "no", "off"),
+            key_provision_interval_s=_parse_int(
+                "BISONSYNC_KEY_PROVISION_INTERVAL_S", get("BISONSYNC_KEY_PROVISION_INTERVAL_S") or ""
+            ),
             slack_webhook_url=get("SLACK_WEBHOOK_URL"),
         )
 

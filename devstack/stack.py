@@ -64,7 +64,8 @@ class StackEnv:
 
 
 def bootstrap_sql() -> str:
-    return resources.files("devstack").joinpath("sql/bootstrap.sql").read_text()
+    sql = resources.files("devstack").joinpath("sql")
+    return sql.joinpath("bootstrap.sql").read_text() + "\n" + sql.joinpath("vault.sql").read_text()
 
 
 class DevStack:

@@ -13,6 +13,7 @@ from typing import Any
 
 from bisonsync.alerts import AlertWorker, analytics_jobs
 from bisonsync.bison import BisonClient
+from bisonsync.keys import provision_missing
 from bisonsync.scheduler import Job, Scheduler
 from bisonsync.settings import Settings
 from bisonsync.store import Store
@@ -40,6 +41,15 @@ def background_lifespans(settings: Settings, store: Store) -> list[Lifespan]:
             await run_scheduled_poll(settings, store, client)
 
         jobs.append(Job("mailbox_poll", settings.poll_interval_s, poll, initial_delay_s=1.0))
+        if settings.key_provision_interval_s > 0:  # workspace keys for new workspaces (bisonsync.keys)
+            jobs.append(
+                Job(
+                    "key_provision",
+                    settings.key_provision_interval_s,
+                    lambda: provision_missing(store, client, settings.instance_label()),
+                    initial_delay_s=30.0,  # after the first poll registered the workspaces
+                )
+            )
     jobs += analytics_jobs(
         store, worker, bison, bison_instance=settings.instance_label() if bison is not None else None
     )

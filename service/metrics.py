@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from bisonsync.keys import key_fallback_counts
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -28,9 +33,25 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
+        self.registry.register(_KeyFallbacks())
+
     def observe(self, event_type: str, outcome: str, seconds: float) -> None:
         self.deliveries.labels(event_type=event_type, outcome=outcome).inc()
         self.latency.labels(outcome=outcome).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _KeyFallbacks(Collector):
+    """Workspace keys Email Bison refused mid-poll (counted by the library, bisonsync.keys)."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "bisonsync_bison_key_fallbacks",
+            "Workspace API keys refused by Email Bison; the workspace fell back to the super-admin key",
+            labels=["instance"],
+        )
+        for instance, count in sorted(key_fallback_counts().items()):
+            family.add_metric([instance], count)
+        yield family

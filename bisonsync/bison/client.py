@@ -7,6 +7,10 @@ Workspaces and keys. `client.workspace(team_id)` opens a scoped session:
   to the team, runs its calls, and releases the lock. Workspaces behind one super-admin key are therefore
   serialized and never mix (spec §6.13), while calls inside one session may still run concurrently.
 
+A workspace key Email Bison refuses (401/403: revoked, expired) is dropped from the client and its session carries on
+with the super-admin key (switching, and holding that key's lock until the session ends); listeners registered with
+`on_key_refused` are told (bisonsync.keys counts it and marks a stored key failed).
+
 Calls made on the client itself use its default key (the super-admin key, else the only workspace key). With a
 super-admin key they act on whatever workspace the token is switched to; each takes the token lock so it never
 lands in the middle of someone else's session. Inside a session, use the session.
@@ -87,6 +91,9 @@ class WorkspaceSession(Endpoints):
         self.team_id = team_id
         self._lock = lock
         self._open = True
+        #: set when a refused workspace key made this session switch to the super-admin key (holds its lock)
+        self._fell_back = False
+        self._transition = asyncio.Lock()
 
     @property
     def key_kind(self) -> KeyKind:
@@ -112,8 +119,38 @@ class WorkspaceSession(Endpoints):
     ) -> httpx.Response:
         if not self._open:
             raise RuntimeError(f"workspace session for team {self.team_id} used after its `async with` block ended")
+        key = self._key
+        if key.kind is KeyKind.WORKSPACE:
+            try:
+                return await self._owner._send(key, method, target, params=params, json=json, idempotent=idempotent)
+            except BisonAuthError as exc:
+                if not await self._fall_back(key, exc):
+                    raise
         return await self._owner._send(self._key, method, target, params=params, json=json, idempotent=idempotent)
 
+    async def _fall_back(self, refused: ApiKey, exc: BisonAuthError) -> bool:
+        """The workspace key was refused (401/403: revoked, expired, wrong): drop it from the client and carry on
+        with the super-admin key, switched to this team, holding its lock until the session ends. False when there
+        is no super-admin key to fall back to."""
+        async with self._transition:
+            if self._key is refused:
+                owner = self._owner
+                owner._workspace_key_refused(self.team_id, refused, exc)
+                if owner._super_key is None:
+                    return False
+                lock = owner._lock_for(owner._super_key)
+                await lock.acquire()
+                try:
+                    await owner._switch(owner._super_key, self.team_id)
+                except BaseException:
+                    lock.release()
+                    raise
+                self._key, self._lock, self._fell_back = owner._super_key, lock, True
+            return self._key.kind is KeyKind.SUPER_ADMIN
+
+
+#: called with (team_id, refused workspace key, the error) when a session falls back to the super-admin key
+KeyRefusedListener = Callable[[int, ApiKey, BisonError], None]
 
 #: the open super-admin sessions of this context (so calls nested inside one neither deadlock nor switch)
 _SESSIONS: contextvars.ContextVar[tuple[WorkspaceSession, ...]] = contextvars.ContextVar("bison_sessions", default=())
@@ -165,6 +202,7 @@ class BisonClient(Endpoints):
         self._clock = clock
         self._rng = rng or random.Random()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._key_refused_listeners: list[KeyRefusedListener] = []
 
     def __repr__(self) -> str:
         keys = [k.label for k in ([self._super_key] if self._super_key else [])]
@@ -185,6 +223,25 @@ class BisonClient(Endpoints):
     def add_workspace_key(self, team_id: int, token: str) -> None:
         """Register (or replace) the workspace-scoped key of `team_id`."""
         self._workspace_keys[int(team_id)] = ApiKey(token, KeyKind.WORKSPACE, int(team_id))
+
+    def remove_workspace_key(self, team_id: int) -> ApiKey | None:
+        """Forget the workspace key of `team_id` (its sessions then use the super-admin key)."""
+        return self._workspace_keys.pop(int(team_id), None)
+
+    def on_key_refused(self, listener: KeyRefusedListener) -> None:
+        """Call `listener(team_id, key, error)` when a workspace key is refused and its session falls back."""
+        self._key_refused_listeners.append(listener)
+
+    def _workspace_key_refused(self, team_id: int, key: ApiKey, exc: BisonError) -> None:
+        if self._workspace_keys.get(team_id) is key:
+            del self._workspace_keys[team_id]
+        fallback = "falling back to the super-admin key" if self._super_key else "no super-admin key to fall back to"
+        log.warning("workspace %d: workspace key %s refused (%s); %s", team_id, key.label, exc.message, fallback)
+        for listener in self._key_refused_listeners:
+            try:
+                listener(team_id, key, exc)
+            except Exception:
+                log.exception("key-refused listener failed")
 
     def key_for(self, team_id: int) -> ApiKey:
         """The key `workspace(team_id)` uses: the team's own key if registered, else the super-admin key."""
@@ -232,6 +289,8 @@ class BisonClient(Endpoints):
                 yield session
             finally:
                 session._open = False
+                if session._fell_back and session._lock is not None:
+                    session._lock.release()
             return
         lock = self._lock_for(key)
         outer = self._session_holding(lock)

@@ -37,6 +37,7 @@ from devstack.simulator.asgi import (
 )
 from devstack.simulator.events import EventFactory
 from devstack.simulator.state import Credential, SimulatedBison, WebhookRecord
+from devstack.simulator.tokens import add_token_routes
 
 
 class SimulatorApp:
@@ -63,6 +64,7 @@ class SimulatorApp:
             ("POST", "/api/webhook-events/test-event", self.test_event),
         ):
             self.api.add(method, template, handler)
+        add_token_routes(self)  # API tokens and GET /api/users (devstack/simulator/tokens.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

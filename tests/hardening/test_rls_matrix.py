@@ -255,6 +255,12 @@ FUNCTIONS: dict[str, Fn] = {
     "sync_mailbox_page(uuid,uuid,integer,text,jsonb,timestamp with time zone,integer,text,text)": Fn(SERVICE),
     "finish_workspace_sync(uuid,uuid,boolean,text,text)": Fn(SERVICE),
     "workspace_api_key_refs(text)": Fn(SERVICE),
+    # workspace keys in Supabase Vault (vault engineer, issue 15)
+    "_require_vault()": internal(),
+    "store_workspace_api_key(uuid,text,text,boolean)": Fn(SERVICE),
+    "workspace_api_key_status(text)": Fn(SERVICE),
+    "workspace_api_keys(text)": Fn(SERVICE),
+    "mark_workspace_api_key(uuid,boolean,text)": Fn(SERVICE),
 }
 
 
