@@ -23,6 +23,7 @@ from litestar.params import RawBody
 from litestar.types import ASGIApp, Receive, Scope, Send
 from litestar.types.internal_types import PathParameterDefinition
 
+import bisonsync
 from bisonsync import migrations
 from bisonsync.ingest import Verdict, WebhookIngestor, legacy_interested_body
 from bisonsync.settings import Settings
@@ -230,7 +231,7 @@ def create_app(
         lifespan=[lifespan, *extra_lifespans],
         cors_config=CORS,
         middleware=[_access_log],
-        openapi_config=OpenAPIConfig(title="bisonsync", version="0.1.0", path="/schema"),
+        openapi_config=OpenAPIConfig(title="bisonsync", version=bisonsync.__version__, path="/schema"),
         logging_config=None,  # the process configures logging (bisonsync.logs), with secret redaction
         request_max_body_size=settings.webhook_max_bytes,
     )
