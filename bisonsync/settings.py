@@ -41,7 +41,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("BISON_MAX_PAGES", "2000", "Most pages of 15 read per workspace listing (2000 = 30,000 mailboxes)."),
     SettingSpec("BISONSYNC_POLL_INTERVAL_S", "300", "Seconds between scheduled mailbox syncs (0 disables)."),
-    SettingSpec("BISONSYNC_JOBS", "1", "Run background jobs (poll, alerts, snapshots, reconcile) in `serve`; 0: off."),
+    SettingSpec(
+        "BISONSYNC_JOBS", "1",
+        "Run background jobs (poll, alerts, snapshots, reconcile, ledger pruning) in `serve`; 0: off.",
+    ),
+    SettingSpec(
+        "BISONSYNC_LEDGER_RETENTION_DAYS", None,
+        "Days webhook payloads (lead PII) are kept before pruning; when set, written to the database's "
+        "`ledger_payload_retention_days` (else the database's value, default 90, applies).",
+    ),
+    SettingSpec("BISONSYNC_PRUNE_INTERVAL_S", "86400", "Seconds between ledger prunes in `serve` (0 disables)."),
     SettingSpec("SLACK_WEBHOOK_URL", None, "Slack incoming webhook for alerts (optional).", True),
 )
 
@@ -51,6 +60,15 @@ def _parse_int(name: str, raw: str) -> int:
         return int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _parse_retention(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    days = _parse_int("BISONSYNC_LEDGER_RETENTION_DAYS", raw)
+    if days < 1:
+        raise SettingsError(f"BISONSYNC_LEDGER_RETENTION_DAYS must be at least 1, got {days}")
+    return days
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +90,8 @@ class Settings:
     bison_max_pages: int = 2000
     poll_interval_s: int = 300
     jobs_enabled: bool = True
+    ledger_retention_days: int | None = None
+    prune_interval_s: int = 86_400
     slack_webhook_url: str | None = field(default=None, repr=False)
 
     @classmethod
@@ -100,6 +120,8 @@ class Settings:
             bison_max_pages=_parse_int("BISON_MAX_PAGES", get("BISON_MAX_PAGES") or ""),
             poll_interval_s=_parse_int("BISONSYNC_POLL_INTERVAL_S", get("BISONSYNC_POLL_INTERVAL_S") or ""),
             jobs_enabled=(get("BISONSYNC_JOBS") or "1").lower() not in ("0", "false", "no", "off"),
+            ledger_retention_days=_parse_retention(get("BISONSYNC_LEDGER_RETENTION_DAYS")),
+            prune_interval_s=_parse_int("BISONSYNC_PRUNE_INTERVAL_S", get("BISONSYNC_PRUNE_INTERVAL_S") or ""),
             slack_webhook_url=get("SLACK_WEBHOOK_URL"),
         )
 

@@ -70,6 +70,8 @@ def test_lock_file_pins_every_declared_dependency_with_hashes() -> None:
     missing = []
     for spec in declared:
         name = re.split(r"[<>=!~;\[ ]", spec, maxsplit=1)[0].lower().replace("_", "-")
+        if name == project["name"]:  # an extra pulling in another extra (`bisonsync[service]`)
+            continue
         if name not in pinned:
             missing.append(name)
     assert not missing, f"not in requirements.lock (run `make lock`): {missing}"
