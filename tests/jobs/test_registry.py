@@ -19,8 +19,6 @@ from bisonsync.store import PostgresStore, Store, SupabaseStore
 from service.background import background
 from tests.conftest import StackHandle
 
-BISON = {"bison_base_url": "http://127.0.0.1:9", "bison_api_key": "1|not-a-real-key"}
-
 
 async def _noop() -> None:
     return None
@@ -35,7 +33,8 @@ def test_scheduler_refuses_a_job_twice() -> None:
 
 async def test_service_schedules_every_job_once(database_url: str) -> None:
     store = PostgresStore(database_url, max_size=1)
-    bg = background(Settings(jobs_enabled=True, **BISON), store)
+    bison = Settings(jobs_enabled=True, bison_base_url="http://127.0.0.1:9", bison_api_key="1|not-a-real-key")
+    bg = background(bison, store)
     try:
         names = [j.name for j in bg.scheduler.jobs]
         assert sorted(names) == sorted(JOB_NAMES)
