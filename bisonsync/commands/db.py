@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from bisonsync import migrations
 
 
@@ -45,6 +47,8 @@ def _migrate(args: argparse.Namespace) -> int:
         applied = asyncio.run(migrations.apply(args.db_url, args.dir, on_apply=_announce))
     except migrations.MigrationError as exc:
         raise SystemExit(f"bisonsync db migrate: {exc}") from None
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise SystemExit(f"bisonsync db migrate: cannot use the database: {exc}") from None
     if applied:
         print(f"{len(applied)} migration(s) applied.")
     else:
@@ -59,6 +63,8 @@ def _status(args: argparse.Namespace) -> int:
         st = asyncio.run(migrations.status(args.db_url, args.dir))
     except migrations.MigrationError as exc:
         raise SystemExit(f"bisonsync db status: {exc}") from None
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise SystemExit(f"bisonsync db status: cannot use the database: {exc}") from None
     edited = {m.version for m in st.edited}
     pending = {m.version for m in st.pending}
     for mig in st.bundled:

@@ -4,6 +4,7 @@ repository's applied migrations are never edited."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from bisonsync.migrations import MigrationError, MigrationsNotFound, checksum, d
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 MIGRATIONS = ROOT / "supabase" / "migrations"
+CLI = str(Path(sys.executable).parent / "bisonsync")  # the console script of the running environment
 
 # What Supabase CLI 2.117.0 recorded for tests/migrations/cli_split.sql (`supabase migration up`, then
 # `select statements from supabase_migrations.schema_migrations`); tests/migrations/test_cli_parity.py re-checks
@@ -61,7 +63,7 @@ def test_no_migrations_is_an_error_never_up_to_date(tmp_path: Path) -> None:
 
 def test_cli_db_migrate_without_migrations_fails_loudly(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "bisonsync"), "db", "migrate", "--db-url", "postgresql://nowhere.invalid/x",
+        [CLI, "db", "migrate", "--db-url", "postgresql://nowhere.invalid/x",
          "--dir", str(tmp_path)],
         capture_output=True, text=True, timeout=60,
     )
@@ -137,3 +139,12 @@ def test_edited_revisions_are_restored_and_fixed_forward(filename: str) -> None:
     version = filename.split("_", 1)[0]
     assert migrations.SUPERSEDED[version] == {checksum(split_statements(edited)): fix}
     assert any(m.version == fix for m in discover(MIGRATIONS))
+
+
+def test_cli_db_migrate_unreachable_database_is_a_clear_error() -> None:
+    proc = subprocess.run(
+        [CLI, "db", "migrate", "--db-url", "postgresql://u:p@127.0.0.1:1/x"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "cannot use the database" in proc.stderr and "Traceback" not in proc.stderr
