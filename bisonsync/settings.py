@@ -159,8 +159,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Each setting from its variable (blank = unset = the default), parsed; a malformed value raises."""
-        env = os.environ if environ is None else environ
-        return cls(**{spec.field: spec.read(env) for spec in SETTINGS})
+        return cls(**read_env(SETTINGS, os.environ if environ is None else environ))
 
     def instance_label(self) -> str:
         """The tenant `instance` polled data is filed under: BISON_INSTANCE, else the host of BISON_BASE_URL."""
@@ -182,12 +181,23 @@ class Settings:
         )
 
 
-#: every setting, in declaration order (from the fields of `Settings`)
-SETTINGS: tuple[SettingSpec, ...] = tuple(
-    SettingSpec(field=f.name, value=f.default, **f.metadata["setting"])
-    for f in dataclasses.fields(Settings)
-    if "setting" in f.metadata
-)
+def specs_of(cls: type[Any]) -> tuple[SettingSpec, ...]:
+    """The settings a dataclass declares with `setting(...)`, in field order (any group of knobs, e.g. the alert
+    thresholds, can be declared the same way and read with `read_env`)."""
+    return tuple(
+        SettingSpec(field=f.name, value=f.default, **f.metadata["setting"])
+        for f in dataclasses.fields(cls)
+        if "setting" in f.metadata
+    )
+
+
+def read_env(specs: tuple[SettingSpec, ...], environ: Mapping[str, str]) -> dict[str, Any]:
+    """{field: value} for `specs` from `environ` (blank = unset = the default); a malformed value raises."""
+    return {spec.field: spec.read(environ) for spec in specs}
+
+
+#: every setting of `Settings`, in declaration order
+SETTINGS: tuple[SettingSpec, ...] = specs_of(Settings)
 
 
 def configuration_markdown() -> str:

@@ -56,3 +56,20 @@ def test_secrets_stay_out_of_repr_and_are_flagged_in_the_reference() -> None:
     for spec in SETTINGS:
         row = next(line for line in doc.splitlines() if line.startswith(f"| `{spec.env}` |"))
         assert ("| yes |" in row) == spec.secret
+
+
+def test_another_group_of_knobs_declares_and_reads_the_same_way() -> None:
+    from dataclasses import dataclass
+
+    from bisonsync.settings import parse_float, read_env, setting, specs_of
+
+    @dataclass(frozen=True)
+    class Knobs:
+        timeout_s: float = setting("X_TIMEOUT_S", 5.0, "How long.", parse=parse_float)
+        label: str | None = setting("X_LABEL", None, "A label.")
+
+    specs = specs_of(Knobs)
+    assert [(s.env, s.default) for s in specs] == [("X_TIMEOUT_S", "5.0"), ("X_LABEL", None)]
+    assert Knobs(**read_env(specs, {"X_TIMEOUT_S": "2.5"})) == Knobs(timeout_s=2.5)
+    with pytest.raises(SettingsError, match="X_TIMEOUT_S"):
+        read_env(specs, {"X_TIMEOUT_S": "soon"})
