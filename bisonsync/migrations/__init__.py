@@ -386,6 +386,33 @@ def split_statements(sql: str) -> list[str]:
     return out
 
 
+def _comments_only(stmt: str) -> bool:
+    """True when `stmt` holds nothing but comments and white space (the CLI records such a piece, e.g. a comment
+    after the last `;`; executing it would be an empty query)."""
+    rest = stmt
+    while True:
+        rest = rest.lstrip()
+        if not rest:
+            return True
+        if rest.startswith("--"):
+            cut = rest.find("\n")
+            rest = "" if cut < 0 else rest[cut + 1 :]
+        elif rest.startswith("/*"):
+            depth, i = 0, 0
+            while i < len(rest):
+                if rest.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif rest.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                    if depth == 0:
+                        break
+                else:
+                    i += 1
+            rest = rest[i:]
+        else:
+            return False
+
+
 def checksum(statements: Iterable[str]) -> str:
     """SHA-256 (hex) of a migration's statements as recorded (NUL-separated: NUL cannot occur in SQL text)."""
     h = hashlib.sha256()
@@ -538,6 +565,8 @@ async def _apply_locked(
         statements = mig.statements
         async with conn.transaction():
             for i, stmt in enumerate(statements):
+                if _comments_only(stmt):  # recorded like the CLI, nothing to run
+                    continue
                 try:
                     await conn.execute(stmt)
                 except asyncpg.PostgresError as exc:

@@ -198,3 +198,17 @@ async def test_readiness_check_over_postgrest(devstack: Any) -> None:
         assert await migrations.pending_in(store) == []  # the session database is fully migrated
     finally:
         await store.close()
+
+
+async def test_awkward_file_applies_and_is_recorded_as_the_cli_would(empty_database: str, tmp_path: Path) -> None:
+    """Quotes, dollar bodies, BEGIN ATOMIC, nested comments, and a comment after the last `;` (the CLI records it
+    as a statement of its own; it is recorded, not executed)."""
+    from tests.migrations.test_split import CLI_RECORDED, HERE
+
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    shutil.copy(HERE / "cli_split.sql", directory / "20990101000001_cli_split.sql")
+    assert [m.version for m in await apply(empty_database, directory)] == ["20990101000001"]
+    history = await _fetch(empty_database, HISTORY)
+    assert history == [{"version": "20990101000001", "name": "cli_split", "statements": CLI_RECORDED}]
+    assert await _fetch(empty_database, "select public.f3(1) as v") == [{"v": 3}]
