@@ -21,7 +21,8 @@ own and all of a file in one transaction. Both tools therefore agree on what has
 Checksums: the CLI stores no checksum, and its table is left exactly as the CLI shapes it. bisonsync keeps its own
 `supabase_migrations.bisonsync_checksums(version, checksum, ...)` beside it: the SHA-256 of the migration's
 statements (`checksum`). A migration applied by the CLI (or by an older bisonsync) has no checksum row: its
-recorded statements are compared with the bundled file, and adopted when they match. An applied migration whose
+recorded statements are compared with the bundled file by `fingerprint` (what they execute: trailing `;` and
+comment-only pieces aside, the two recorders' only differences), and adopted when they match. An applied migration whose
 file now differs is refused with the version, both checksums and what to do.
 """
 
@@ -53,6 +54,7 @@ __all__ = [
     "bundled_dir",
     "checksum",
     "discover",
+    "fingerprint",
     "migrate",
     "pending_in",
     "seed",
@@ -93,7 +95,7 @@ _LOCK_KEY = 0x6269736F6E  # "bison"
 
 # Applied migrations that were edited in place before checksums existed. Databases migrated while the edited
 # revision was on disk recorded those statements; each edit is carried forward, unchanged, by the migration named
-# here, so such a database ends in the same state and is accepted. {version: {checksum of that revision: fix}}.
+# here, so such a database ends in the same state and is accepted. {version: {fingerprint of that revision: fix}}.
 SUPERSEDED: dict[str, dict[str, str]] = {
     "20261129000100": {
         "976ead54ff0bd0d9f5869e1832e72c4b54e6703ce94d24b482fc481f909e78f3": "20261205000001",
@@ -166,6 +168,10 @@ class Migration:
     @cached_property
     def checksum(self) -> str:
         return checksum(self.statements)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return fingerprint(self.statements)
 
 
 @dataclass(frozen=True)
@@ -423,13 +429,21 @@ def checksum(statements: Iterable[str]) -> str:
     return h.hexdigest()
 
 
+def fingerprint(statements: Iterable[str]) -> str:
+    """The checksum of what the statements execute: trailing `;` and comment-only pieces left out. Recorded
+    statements are compared by fingerprint, so a history written by the CLI and one written by earlier bisonsync
+    versions (which kept each statement's `;` and dropped comment-only pieces) both match the same file."""
+    kept = (stmt.rstrip().rstrip(";").strip() for stmt in statements)
+    return checksum(stmt for stmt in kept if not _comments_only(stmt))
+
+
 # -- reading the database ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class _Applied:
     version: str
-    #: checksum of the recorded statements; None when recorded without statements
+    #: fingerprint of the recorded statements; None when recorded without statements
     recorded: str | None
     #: bisonsync's checksum row, when there is one
     stored: str | None
@@ -455,7 +469,7 @@ async def _read_applied(conn: asyncpg.Connection) -> dict[str, _Applied]:
     return {
         r["version"]: _Applied(
             r["version"],
-            None if r["statements"] is None else checksum(r["statements"]),
+            None if r["statements"] is None else fingerprint(r["statements"]),
             stored.get(r["version"]),
         )
         for r in rows
@@ -474,10 +488,14 @@ def _assess(migs: list[Migration], applied: dict[str, _Applied]) -> MigrationSta
         if row is None:
             pending.append(mig)
             continue
-        seen = [d for d in (row.stored, row.recorded) if d is not None]
-        if not seen or any(d == mig.checksum or _superseded(mig.version, d) for d in seen):
+        if row.stored is None and row.recorded is None:
+            continue  # recorded without statements by an old CLI: nothing to compare
+        if row.stored == mig.checksum or row.recorded == mig.fingerprint:
             continue
-        edited.append(Mismatch(mig.version, mig.name, seen[0], mig.checksum))
+        if _superseded(mig.version, row.stored) or _superseded(mig.version, row.recorded):
+            continue
+        seen = row.stored if row.stored is not None else row.recorded
+        edited.append(Mismatch(mig.version, mig.name, seen, mig.checksum))
     known = {m.version for m in migs}
     return MigrationStatus(
         bundled=migs,
@@ -553,7 +571,7 @@ async def _apply_locked(
             continue
         if row.recorded is None:
             source, digest = "unverified", mig.checksum
-        elif row.recorded == mig.checksum:
+        elif row.recorded == mig.fingerprint:
             source, digest = "adopted", mig.checksum
         else:  # accepted by _assess: an earlier revision fixed forward
             source, digest = "superseded", row.recorded

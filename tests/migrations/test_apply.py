@@ -212,3 +212,22 @@ async def test_awkward_file_applies_and_is_recorded_as_the_cli_would(empty_datab
     history = await _fetch(empty_database, HISTORY)
     assert history == [{"version": "20990101000001", "name": "cli_split", "statements": CLI_RECORDED}]
     assert await _fetch(empty_database, "select public.f3(1) as v") == [{"v": 3}]
+
+
+async def test_history_written_by_earlier_bisonsync_is_adopted(empty_database: str) -> None:
+    """Earlier bisonsync versions recorded each statement with its trailing `;` (every existing devstack and
+    deployment): the same file, so adopted, not refused."""
+    await apply(empty_database)
+    conn = await asyncpg.connect(empty_database)
+    try:
+        await conn.execute("drop table supabase_migrations.bisonsync_checksums")
+        await conn.execute(
+            "update supabase_migrations.schema_migrations "
+            "set statements = array(select s || ';' from unnest(statements) s)"
+        )
+    finally:
+        await conn.close()
+    assert not (await status(empty_database)).edited
+    assert await apply(empty_database) == []
+    sources = {r["source"] for r in await _fetch(empty_database, CHECKSUMS)}
+    assert sources == {"adopted"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bisonsync import migrations
-from bisonsync.migrations import MigrationError, MigrationsNotFound, checksum, discover, split_statements
+from bisonsync.migrations import MigrationError, MigrationsNotFound, checksum, discover, fingerprint, split_statements
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -137,7 +137,7 @@ def test_edited_revisions_are_restored_and_fixed_forward(filename: str) -> None:
         pytest.skip("needs the git history (a clone, not an sdist)")
     assert (MIGRATIONS / filename).read_text() == original, "the file must be as it was first applied"
     version = filename.split("_", 1)[0]
-    assert migrations.SUPERSEDED[version] == {checksum(split_statements(edited)): fix}
+    assert migrations.SUPERSEDED[version] == {fingerprint(split_statements(edited)): fix}
     assert any(m.version == fix for m in discover(MIGRATIONS))
 
 
