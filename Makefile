@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := requirements.lock
 
-.PHONY: install lock run test lint typecheck pytest bench soak clean dev-down web web-check
+.PHONY: install lock run test test-fast lint typecheck pytest bench soak clean dev-down web web-check
 
 install: $(STAMP)
 
@@ -36,6 +36,11 @@ pytest: install
 
 # ruff, mypy --strict, then the test suite; the tests start (and stop) the devstack they need.
 test: lint typecheck pytest
+
+# The unit tests alone, in seconds: no devstack (`stack` marker, set for every test using it) and nothing `slow`
+# (own processes, browsers, npm, wheel builds, fuzzing; the list is in tests/conftest.py). `make test` runs all.
+test-fast: install
+	$(BIN)/pytest -q -m "not stack and not slow"
 
 # Everything in the foreground (devstack, simulator, service, live webhooks); Ctrl-C stops all of it.
 run: install

@@ -20,7 +20,8 @@ class BuildWithMigrations(build_py):
         if not files:
             raise RuntimeError(f"no migrations in {source}: refusing to build a wheel that cannot migrate")
         target = Path(self.build_lib) / "bisonsync" / "migrations" / "sql"
-        target.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)  # a reused build/ must not keep a removed or renamed file
+        target.mkdir(parents=True)
         for f in files:
             shutil.copy2(f, target / f.name)
 

@@ -1,4 +1,4 @@
-"""Background jobs run on a schedule (mailbox poll, alerts, snapshots, reconcile), as an ASGI lifespan.
+"""Background jobs run on a schedule (the registry: `bisonsync.jobs`), as an ASGI lifespan.
 
 Each job runs in its own task, one run at a time, with errors logged and never propagated: a failing job must
 not take the webhook endpoint down with it. Jobs that must be single-flight across replicas take their own
@@ -42,6 +42,10 @@ async def _loop(job: Job) -> None:
 
 class Scheduler:
     def __init__(self, jobs: list[Job]) -> None:
+        names = [j.name for j in jobs]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # two loops of one job would double its work (and fight over its lease)
+            raise ValueError(f"jobs scheduled more than once: {', '.join(twice)}")
         self.jobs = [j for j in jobs if j.interval_s > 0]
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -23,6 +23,8 @@ from litestar.params import RawBody
 from litestar.types import ASGIApp, Receive, Scope, Send
 from litestar.types.internal_types import PathParameterDefinition
 
+import bisonsync
+from bisonsync import migrations
 from bisonsync.ingest import Verdict, WebhookIngestor, legacy_interested_body
 from bisonsync.settings import Settings
 from bisonsync.store import Store, StoreError, store_from_settings
@@ -144,11 +146,14 @@ async def healthz() -> dict[str, str]:
                                  generate_examples=False)},
 )
 async def readyz(request: Request[Any, Any, State]) -> Response[dict[str, str]]:
-    """Readiness: the database answers."""
+    """Readiness: the database answers and has every migration this package bundles."""
     try:
         await _state(request).store.ping()
+        pending = await migrations.pending_in(_state(request).store)
     except StoreError as exc:
         return Response({"status": "unavailable", "error": str(exc)}, status_code=503)
+    if pending:  # the code expects a newer schema: `bisonsync db migrate`
+        return Response({"status": "schema behind", "pending": " ".join(pending)}, status_code=503)
     return Response({"status": "ready"}, status_code=200)
 
 
@@ -226,7 +231,7 @@ def create_app(
         lifespan=[lifespan, *extra_lifespans],
         cors_config=CORS,
         middleware=[_access_log],
-        openapi_config=OpenAPIConfig(title="bisonsync", version="0.1.0", path="/schema"),
+        openapi_config=OpenAPIConfig(title="bisonsync", version=bisonsync.__version__, path="/schema"),
         logging_config=None,  # the process configures logging (bisonsync.logs), with secret redaction
         request_max_body_size=settings.webhook_max_bytes,
     )

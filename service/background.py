@@ -1,7 +1,8 @@
-"""The service's background work: the mailbox poll, alert scans and Slack delivery, snapshots and reconcile.
+"""The service's background work: the jobs of `bisonsync.jobs` (poll, alerts, snapshots, reconcile, ledger
+pruning) on a scheduler, with the alert worker and the shared Email Bison client around them.
 
-All of it runs off the request path; each job is single-flight or idempotent across replicas (see the jobs'
-docs), so every replica may run them. `BISONSYNC_JOBS=0` turns them off for webhook-only replicas.
+All of it runs off the request path; each job is single-flight or idempotent across replicas (see
+`bisonsync.jobs`), so every replica may run them. `BISONSYNC_JOBS=0` turns them off for webhook-only replicas.
 """
 
 from __future__ import annotations
@@ -9,23 +10,33 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from bisonsync.alerts import AlertWorker, analytics_jobs
+from bisonsync.alerts import AlertWorker
 from bisonsync.bison import BisonClient
-from bisonsync.keys import provision_missing
-from bisonsync.scheduler import Job, Scheduler
+from bisonsync.jobs import service_jobs
+from bisonsync.scheduler import Scheduler
 from bisonsync.settings import Settings
 from bisonsync.store import Store
-from bisonsync.sync.scheduled import client_from_settings, run_scheduled_poll
+from bisonsync.sync.scheduled import client_from_settings
 
 log = logging.getLogger("bisonsync.service")
 
 Lifespan = Callable[[Any], contextlib.AbstractAsyncContextManager[None]]
 
 
-def background_lifespans(settings: Settings, store: Store) -> list[Lifespan]:
-    """Lifespans to add after the store's: the shared Email Bison client, the alert worker, the scheduler.
+@dataclass
+class Background:
+    scheduler: Scheduler
+    worker: AlertWorker
+    bison: BisonClient | None
+    #: to add after the store's lifespan, in this order
+    lifespans: list[Lifespan]
+
+
+def background(settings: Settings, store: Store) -> Background:
+    """The scheduler with every registered job, the alert worker and the Email Bison client, and their lifespans.
 
     Litestar exits lifespans in reverse: the scheduler stops first, then the worker flushes, then the client
     closes (the store's lifespan, entered before these, closes last)."""
@@ -33,27 +44,7 @@ def background_lifespans(settings: Settings, store: Store) -> list[Lifespan]:
     if settings.bison_base_url and settings.bison_api_key:
         bison = client_from_settings(settings)  # one client: the super-admin switch lock lives in it
     worker = AlertWorker(store, settings)
-    jobs: list[Job] = []
-    if bison is not None:
-        client = bison
-
-        async def poll() -> None:
-            await run_scheduled_poll(settings, store, client)
-
-        jobs.append(Job("mailbox_poll", settings.poll_interval_s, poll, initial_delay_s=1.0))
-        if settings.key_provision_interval_s > 0:  # workspace keys for new workspaces (bisonsync.keys)
-            jobs.append(
-                Job(
-                    "key_provision",
-                    settings.key_provision_interval_s,
-                    lambda: provision_missing(store, client, settings.instance_label()),
-                    initial_delay_s=30.0,  # after the first poll registered the workspaces
-                )
-            )
-    jobs += analytics_jobs(
-        store, worker, bison, bison_instance=settings.instance_label() if bison is not None else None
-    )
-    scheduler = Scheduler(jobs)
+    scheduler = Scheduler(service_jobs(settings, store, worker=worker, bison=bison))
     log.info("background jobs: %s", ", ".join(j.name for j in scheduler.jobs) or "none")
 
     @contextlib.asynccontextmanager
@@ -64,4 +55,9 @@ def background_lifespans(settings: Settings, store: Store) -> list[Lifespan]:
             if bison is not None:
                 await bison.aclose()
 
-    return [bison_client, worker.lifespan(), scheduler.lifespan()]
+    return Background(scheduler, worker, bison, [bison_client, worker.lifespan(), scheduler.lifespan()])
+
+
+def background_lifespans(settings: Settings, store: Store) -> list[Lifespan]:
+    """Lifespans to add after the store's (see `background`)."""
+    return background(settings, store).lifespans

@@ -24,6 +24,32 @@ import pytest
 from devstack.keys import DEFAULT_JWT_SECRET, mint_user_token
 from devstack.stack import DevStack, StackEnv
 
+# Tests that start processes or stacks of their own, drive browsers, npm or the simulator over sockets, or fuzz:
+# minutes in all. Marked `slow` here (one list, not a decorator in each file) so `make test-fast` skips them.
+SLOW_PATHS = (
+    "tests/test_make_run.py",
+    "tests/browser/",
+    "tests/faults/",
+    "tests/hardening/",
+    "tests/service/test_outage.py",
+    "tests/bison/test_socket.py",
+    "tests/bison/test_firer.py",
+    "tests/bison/test_workspaces.py",
+    "tests/sync/test_cli.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that use the devstack (directly or through another fixture) are marked `stack`, those under
+    SLOW_PATHS `slow`, so `make test-fast` (`-m "not stack and not slow"`) runs the unit tests alone, in seconds."""
+    root = Path(str(config.rootpath))
+    for item in items:
+        if "devstack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.stack)
+        rel = Path(str(item.path)).relative_to(root).as_posix()
+        if rel.startswith(SLOW_PATHS):
+            item.add_marker(pytest.mark.slow)
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -33,8 +33,8 @@ from bisonsync.bison.models import (
     canonical_status,
     event_type_key,
 )
-from bisonsync.bison.pagination import DEFAULT_MAX_PAGES
 from bisonsync.bison.retry import RetryPolicy, parse_retry_after
+from bisonsync.settings import DEFAULT_MAX_PAGES
 
 __all__ = [
     "DEFAULT_LIMITS",

@@ -42,8 +42,8 @@ from bisonsync.bison.errors import (
     BisonTimeout,
 )
 from bisonsync.bison.keys import ApiKey, KeyKind
-from bisonsync.bison.pagination import DEFAULT_MAX_PAGES
 from bisonsync.bison.retry import RetryPolicy
+from bisonsync.settings import DEFAULT_MAX_PAGES
 
 log = logging.getLogger("bisonsync.bison")
 

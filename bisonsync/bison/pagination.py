@@ -19,12 +19,12 @@ import httpx
 
 from bisonsync.bison.errors import BisonProtocolError, PaginationCapExceeded
 from bisonsync.bison.models import Page
+from bisonsync.settings import DEFAULT_MAX_PAGES
 
 T = TypeVar("T")
 
 log = logging.getLogger("bisonsync.bison")
 
-DEFAULT_MAX_PAGES = 500
 
 
 def rebase(url: httpx.URL, base: httpx.URL) -> httpx.URL:

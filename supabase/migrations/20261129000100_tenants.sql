@@ -21,7 +21,7 @@ immutable
 parallel safe
 set search_path = ''
 as $$
-  select nullif(pg_catalog.btrim(p_value, E' \t\n\r\f\x0b\u00a0'), '')
+  select nullif(pg_catalog.btrim(p_value, E' \t\n\r\f\v\u00a0'), '')
 $$;
 
 create function public._set_updated_at()

@@ -551,11 +551,9 @@ begin
 
   -- Lock the rows this page touches in a fixed order (webhooks lock one row at a time: no deadlock), so the
   -- old values read below stay true until we commit.
-  -- `= any(array(...))`, not `in (select ...)` / a join: the planner then always does 15 index lookups on
-  -- (workspace_id, bison_sender_id) instead of, at times, a hash join over the whole workspace (bench/sync.py).
   perform 1 from public.sender_emails_cache s
   where s.workspace_id = p_workspace_id
-    and s.bison_sender_id = any(array(select (e ->> 'id')::bigint from jsonb_array_elements(p_rows) e))
+    and s.bison_sender_id in (select (e ->> 'id')::bigint from jsonb_array_elements(p_rows) e)
   order by s.bison_sender_id
   for no key update;
 
@@ -572,8 +570,8 @@ begin
   old as (
     select s.bison_sender_id, s.status, s.deleted_at
     from public.sender_emails_cache s
+    join src on src.id = s.bison_sender_id
     where s.workspace_id = p_workspace_id
-      and s.bison_sender_id = any(array(select (e ->> 'id')::bigint from jsonb_array_elements(p_rows) e))
   ),
   up as (
     insert into public.sender_emails_cache as s (

@@ -169,11 +169,20 @@ language sql
 stable
 set search_path = ''
 as $$
-  -- one definition of the buckets: get_account_status_stats, per workspace
-  select w.id, w.name, w.instance, w.active,
-         st.total, st.connected, st.disconnected, st.failed, st.not_connected, st.disconnect_rate
+  select
+    w.id, w.name, w.instance, w.active,
+    count(s.id),
+    count(s.id) filter (where s.status = 'Connected'),
+    count(s.id) filter (where s.status = 'Disconnected'),
+    count(s.id) filter (where s.status = 'Failed'),
+    count(s.id) filter (where s.status = 'Not connected'),
+    case when count(s.id) > 0
+         then round((count(s.id) filter (where s.status in ('Disconnected', 'Failed')))::numeric
+                    / count(s.id) * 100, 2)
+         else 0 end
   from public.workspaces w
-  cross join lateral public.get_account_status_stats(w.id) st
+  left join public.sender_emails_cache s on s.workspace_id = w.id and s.deleted_at is null
+  group by w.id, w.name, w.instance, w.active
 $$;
 
 comment on function public.account_status_by_workspace() is

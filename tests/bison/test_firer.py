@@ -77,16 +77,16 @@ async def test_ground_truth_matches_what_arrived_and_what_stats_say(
     assert truth.total("email_sent") > truth.deliveries / 2
     # Bison's own stats agree with the ground truth (as real instances answer: strings, no `replied`)
     today = sim.today()
-    for team, fired in truth.fired.items():
+    for team, fired_counts in truth.fired.items():
         async with client.workspace(team) as ws:
             stats = await ws.workspace_stats(today, today)
-        assert stats.emails_sent == fired["email_sent"]
-        assert stats.interested == fired["lead_interested"]
-        assert stats.bounced == fired["email_bounced"]
-        assert stats.unsubscribed == fired["lead_unsubscribed"]
+        assert stats.emails_sent == fired_counts["email_sent"]
+        assert stats.interested == fired_counts["lead_interested"]
+        assert stats.bounced == fired_counts["email_bounced"]
+        assert stats.unsubscribed == fired_counts["lead_unsubscribed"]
         assert stats.replied is None
         assert stats.unique_replies_per_contact == len(truth.replied_leads.get(team, ()))
-        assert stats.total_leads_contacted == fired["lead_first_contacted"]
+        assert stats.total_leads_contacted == fired_counts["lead_first_contacted"]
 
 
 async def test_a_re_rendered_retry_is_the_same_event_with_moved_counters(

@@ -56,5 +56,5 @@ def test_split_statements_honours_quotes_and_dollar_bodies() -> None:
     """
     stmts = migrate.split_statements(sql)
     assert len(stmts) == 3
-    assert stmts[1].startswith("create function f()") and stmts[1].endswith("$body$;")
+    assert stmts[1].startswith("create function f()") and stmts[1].endswith("$body$")
     assert stmts[2].endswith("select 1")
