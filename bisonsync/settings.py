@@ -34,6 +34,18 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("BISONSYNC_HOST", "127.0.0.1", "Address `bisonsync serve` binds."),
     SettingSpec("BISONSYNC_PORT", "8000", "Port `bisonsync serve` binds."),
     SettingSpec("BISONSYNC_DB_POOL_MAX", "10", "Largest asyncpg pool (direct path)."),
+    SettingSpec(
+        "BISONSYNC_HEADER_TIMEOUT_S", "10",
+        "`serve`: seconds a request's head (request line + headers) may take; slower: 408, connection closed.",
+    ),
+    SettingSpec(
+        "BISONSYNC_BODY_TIMEOUT_S", "30",
+        "`serve`: seconds a request body may take after its head; slower: 408, connection closed.",
+    ),
+    SettingSpec(
+        "BISONSYNC_MAX_CONNECTIONS", "500",
+        "`serve`: most open connections; past it a new connection gets 503 and is closed.",
+    ),
     SettingSpec("BISON_BASE_URL", None, "Email Bison instance base URL, e.g. https://bison.example.com."),
     SettingSpec("BISON_API_KEY", None, "Email Bison API key (super-admin or workspace-scoped).", True),
     SettingSpec(
@@ -53,6 +65,13 @@ def _parse_int(name: str, raw: str) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _parse_positive(name: str, raw: str) -> int:
+    value = _parse_int(name, raw)
+    if value < 1:
+        raise SettingsError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     # secrets (SettingSpec.secret) stay out of repr(): a logged or error-reported Settings must not carry them
@@ -66,6 +85,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     db_pool_max: int = 10
+    header_timeout_s: int = 10
+    body_timeout_s: int = 30
+    max_connections: int = 500
     bison_base_url: str | None = None
     bison_api_key: str | None = field(default=None, repr=False)
     bison_instance: str | None = None
@@ -94,6 +116,9 @@ class Settings:
             host=get("BISONSYNC_HOST") or "127.0.0.1",
             port=_parse_int("BISONSYNC_PORT", get("BISONSYNC_PORT") or ""),
             db_pool_max=_parse_int("BISONSYNC_DB_POOL_MAX", get("BISONSYNC_DB_POOL_MAX") or ""),
+            header_timeout_s=_parse_positive("BISONSYNC_HEADER_TIMEOUT_S", get("BISONSYNC_HEADER_TIMEOUT_S") or ""),
+            body_timeout_s=_parse_positive("BISONSYNC_BODY_TIMEOUT_S", get("BISONSYNC_BODY_TIMEOUT_S") or ""),
+            max_connections=_parse_positive("BISONSYNC_MAX_CONNECTIONS", get("BISONSYNC_MAX_CONNECTIONS") or ""),
             bison_base_url=get("BISON_BASE_URL"),
             bison_api_key=get("BISON_API_KEY"),
             bison_instance=get("BISON_INSTANCE"),
