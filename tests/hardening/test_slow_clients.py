@@ -152,7 +152,7 @@ async def test_slow_bodies_are_cut_off(served: Served) -> None:
 
 async def test_an_aborted_upload_is_logged_as_aborted_not_500(served: Served) -> None:
     for _ in range(5):
-        reader, writer = await _open(served.port)
+        _reader, writer = await _open(served.port)
         writer.write((f"POST /webhooks/bison?token={TOKEN} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                       "Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n").encode() + b'{"event": ' * 20)
         await writer.drain()
