@@ -5,7 +5,7 @@ passes a redacting filter on top of the rule that our own code never logs a secr
 
 Every logged value may come from a sender (a request path with `%0a`, an error body), so the formatter escapes
 control characters in the message (a line feed is written as a backslash and `n`): one record is one line. The
-traceback of an exception keeps its line breaks, each continuation line indented, so nothing in it starts a line
+traceback of an exception keeps its line breaks, each of its lines indented, so nothing in it starts a line
 that looks like a record.
 """
 
@@ -58,8 +58,8 @@ class SafeFormatter(logging.Formatter):
 
 
 def _indent(text: str) -> str:
-    lines = text.split("\n")
-    return "\n".join([escape_control(lines[0]), *("    " + escape_control(line) for line in lines[1:])])
+    """Every line of a traceback or stack (they follow the message on lines of their own) indented."""
+    return "\n".join("    " + escape_control(line) for line in text.split("\n"))
 
 
 def redact(text: str) -> str:

@@ -182,3 +182,49 @@ async def test_a_request_path_cannot_forge_a_log_line(served: Served) -> None:
     assert not any(line.startswith(forged) or "\x1b" in line for line in lines)
     # every line of the log is a record (timestamp first) or an indented continuation
     assert all(re.match(r"(\d{4}-\d\d-\d\d |\s|bisonsync serving|$)", line) for line in lines), lines
+
+
+async def test_the_next_request_on_a_kept_alive_connection_has_the_same_head_deadline(served: Served) -> None:
+    reader, writer = await _open(served.port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        await writer.drain()
+        first = await reader.readuntil(b"\r\n\r\n")
+        assert first.startswith(b"HTTP/1.1 200")
+        await reader.readexactly(int(re.search(rb"content-length: (\d+)", first.lower()).group(1)))  # type: ignore[union-attr]
+        trickle = asyncio.create_task(_trickle(writer, b"GET /healthz HTTP/1.1\r\nX-Slow: ", b"a", 0.3, 20))
+        rest, took = await _until_closed(reader, 15)
+        trickle.cancel()
+    finally:
+        writer.close()
+    assert rest.startswith(b"HTTP/1.1 408") and took < HEADER_TIMEOUT_S + 3, (rest[:40], took)
+
+
+async def test_bodies_over_the_limit_are_still_refused_with_413_and_good_ones_applied(
+    served: Served, unique_ws: int
+) -> None:
+    """The guard reads at most the body limit (+1 byte) before handing over: the app's 413 is unchanged, whether
+    the size is announced (Content-Length) or not (chunked)."""
+    from tests.service.conftest import load_fixture
+
+    url = f"http://127.0.0.1:{served.port}/webhooks/bison"
+    big = b'{"pad": "' + b"x" * 300_000 + b'"}'
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(0, len(big), 16_384):
+            yield big[i : i + 16_384]
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        assert (await http.post(url, params={"token": TOKEN}, content=big)).status_code == 413
+        assert (await http.post(url, params={"token": TOKEN}, content=chunks())).status_code == 413
+        good = await http.post(url, params={"token": TOKEN}, json=load_fixture("email_sent", unique_ws))
+        assert good.status_code == 200, good.text
+
+
+def test_the_limits_must_be_positive() -> None:
+    from bisonsync.settings import Settings, SettingsError
+
+    assert Settings.from_env({}).max_connections == 500
+    for name in ("BISONSYNC_HEADER_TIMEOUT_S", "BISONSYNC_BODY_TIMEOUT_S", "BISONSYNC_MAX_CONNECTIONS"):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: "0"})
