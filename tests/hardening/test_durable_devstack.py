@@ -58,6 +58,8 @@ async def test_a_default_started_cluster_is_durable(scratch_root: Path, monkeypa
     try:
         shown = await _show(cluster.dsn(SUPERUSER), SAFETY)
         assert shown == dict.fromkeys(SAFETY, "on")
+        logging_ = await _show(cluster.dsn(SUPERUSER), ("logging_collector", "log_rotation_size", "log_min_messages"))
+        assert logging_ == {"logging_collector": "on", "log_rotation_size": "10MB", "log_min_messages": "warning"}
     finally:
         cluster.stop("immediate")
 
