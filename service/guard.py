@@ -12,7 +12,8 @@ Two small parts around the Litestar app, wired by `bisonsync serve` (`serve()` b
   logged once, at INFO, as `aborted` (the app never runs, so no 500 is logged or counted for it). A body announced
   larger than the app accepts is left to the app (it answers 413 without reading it).
 
-`GuardStats` counts what was cut off; `serve()` hands the same numbers to nobody else (they are in the log lines).
+`STATS` (a `GuardStats`) counts what was cut off in this process; the same events are in the log lines (refused
+connections rate-limited to one warning per 5 s with a count, the others one INFO line each).
 """
 
 from __future__ import annotations
