@@ -128,6 +128,10 @@ class _GuardMixin(asyncio.Protocol):
         if self._guard_timer is not None and self.cycle is not self._guard_cycle:
             self._guard_disarm()  # the head is complete: the body has its own deadline (BodyGuard)
 
+    def handle_websocket_upgrade(self, *args: Any) -> None:
+        self._guard_disarm()  # the connection now belongs to the websocket protocol
+        super().handle_websocket_upgrade(*args)  # type: ignore[misc]
+
     def on_response_complete(self) -> None:
         super().on_response_complete()  # type: ignore[misc]
         if not self.transport.is_closing():
