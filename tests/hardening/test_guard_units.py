@@ -46,7 +46,7 @@ async def port() -> AsyncIterator[int]:
     config = uvicorn.Config(BodyGuard(app, LIMITS), http=guarded_protocol(LIMITS), lifespan="off", log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event
         await asyncio.sleep(0.01)
     try:
         yield int(sock.getsockname()[1])
