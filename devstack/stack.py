@@ -89,6 +89,8 @@ class DevStack:
         # durable unless told otherwise (durable=False, or BISONSYNC_DEVSTACK_DURABLE=0 as the test suite sets)
         self.cluster = PostgresCluster(self.root / "pg", self.db_port, durable=durable)
         self.gateway_log = self.root / "gateway.log"
+        #: crash-safety settings found off by the last `prepare_database` on a cluster meant to be durable
+        self.unsafe_settings: list[str] = []
 
     # -- state ---------------------------------------------------------------------------------------------
     def _load_state(self) -> StackState | None:
@@ -128,12 +130,31 @@ class DevStack:
             await conn.execute(f"alter role postgres password '{pw}'; alter role authenticator password '{pw}'")
             # lets the realtime slot poller quiet its own session (see gateway_command)
             await conn.execute("grant set on parameter log_min_messages to postgres")
+            self.unsafe_settings = await self._unsafe_settings(conn)
+            if self.unsafe_settings:  # a cluster left running by an older version keeps what it started with
+                print(
+                    f"warning: the devstack database runs with {', '.join(self.unsafe_settings)} = off (started by "
+                    "an older version): a crash can lose acknowledged writes. Restart it to make it durable: "
+                    "bisonsync dev down && bisonsync dev up",
+                    file=sys.stderr,
+                    flush=True,
+                )
         finally:
             await conn.close()
         applied = await migrate.migrate(self.cluster.dsn("postgres"), self.migrations_dir)
         if fresh and seed and self.seed_file is not None:
             await migrate.seed(self.cluster.dsn("postgres"), self.seed_file)
         return [m.version for m in applied]
+
+    async def _unsafe_settings(self, conn: asyncpg.Connection) -> list[str]:
+        """Crash-safety settings that are off although this cluster should be durable."""
+        if not self.cluster.durable:
+            return []
+        rows = await conn.fetch(
+            "select name from pg_catalog.pg_settings where name = any($1::text[]) and setting = 'off' order by name",
+            ["fsync", "synchronous_commit", "full_page_writes"],
+        )
+        return [str(r["name"]) for r in rows]
 
     # -- gateway -------------------------------------------------------------------------------------------
     def gateway_command(self) -> list[str]:

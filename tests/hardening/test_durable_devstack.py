@@ -76,6 +76,27 @@ async def test_only_an_explicit_setting_turns_durability_off(
     assert DevStack(root=scratch_root / "d", durable=True).cluster.durable is True
 
 
+async def test_a_cluster_left_running_unsafe_is_reported(
+    scratch_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`dev up` on a cluster an older version started (and left running) cannot change its settings: it says so."""
+    port = free_port()
+    old = PostgresCluster(scratch_root / "pg", port, durable=False)
+    old.init()
+    old.start()
+    try:
+        monkeypatch.delenv(DURABLE_ENV, raising=False)
+        stack = DevStack(root=scratch_root, api_port=free_port(), db_port=port, seed_file=None)
+        await stack.prepare_database(seed=False)
+        assert stack.unsafe_settings == ["fsync", "full_page_writes", "synchronous_commit"]
+        assert "bisonsync dev down && bisonsync dev up" in capsys.readouterr().err
+        stack.cluster.stop()
+        await stack.prepare_database(seed=False)  # restarted by the new version: durable, nothing to report
+        assert stack.unsafe_settings == []
+    finally:
+        old.stop("immediate")
+
+
 async def test_deliveries_answered_200_survive_an_immediate_stop(
     scratch_root: Path, monkeypatch: pytest.MonkeyPatch, unique_ws: int
 ) -> None:
