@@ -12,8 +12,9 @@ Two small parts around the Litestar app, wired by `bisonsync serve` (`serve()` b
   logged once, at INFO, as `aborted` (the app never runs, so no 500 is logged or counted for it). A body announced
   larger than the app accepts is left to the app (it answers 413 without reading it).
 
-`STATS` (a `GuardStats`) counts what was cut off in this process; the same events are in the log lines (refused
-connections rate-limited to one warning per 5 s with a count, the others one INFO line each).
+`STATS` (a `GuardStats`) counts what was cut off in this process. The log says it too, rate-limited since clients
+trigger it at will: refused connections one WARNING per 5 s, head/body timeouts and aborts up to 10 INFO lines per
+5 s each; the next line out gives the number suppressed.
 """
 
 from __future__ import annotations
@@ -66,22 +67,35 @@ STATS = GuardStats()
 
 
 class _RateLimitedLog:
-    """One warning per `every_s` for a flood (refused connections), with the count since the last one."""
+    """At most `burst` lines per `every_s` for what a client can trigger at will; the next line that gets out says
+    how many were suppressed, so a flood of slow or aborting clients cannot flood the log."""
 
-    def __init__(self, every_s: float = 5.0) -> None:
+    def __init__(self, level: int, *, every_s: float = 5.0, burst: int = 10) -> None:
+        self.level = level
         self.every_s = every_s
-        self.last = 0.0
-        self.pending = 0
+        self.burst = burst
+        self.window = -every_s
+        self.used = 0
+        self.suppressed = 0
 
-    def __call__(self, message: str) -> None:
-        self.pending += 1
+    def __call__(self, message: str, *args: object) -> None:
         now = time.monotonic()
-        if now - self.last >= self.every_s:
-            log.warning("%s (%d since the last such line)", message, self.pending)
-            self.last, self.pending = now, 0
+        if now - self.window >= self.every_s:
+            self.window, self.used = now, 0
+        if self.used >= self.burst:
+            self.suppressed += 1
+            return
+        self.used += 1
+        if self.suppressed:
+            message += f" ({self.suppressed} similar lines suppressed)"
+            self.suppressed = 0
+        log.log(self.level, message, *args)
 
 
-_refused_log = _RateLimitedLog()
+_refused_log = _RateLimitedLog(logging.WARNING, burst=1)
+_head_log = _RateLimitedLog(logging.INFO)
+_body_log = _RateLimitedLog(logging.INFO)
+_aborted_log = _RateLimitedLog(logging.INFO)
 
 
 class _GuardMixin(asyncio.Protocol):
@@ -102,7 +116,7 @@ class _GuardMixin(asyncio.Protocol):
         if len(self.server_state.connections) >= self.limits.max_connections:
             self._guard_refused = True
             STATS.refused += 1
-            _refused_log(f"connection refused: {self.limits.max_connections} connections open (503)")
+            _refused_log("connection refused: %d connections open (503)", self.limits.max_connections)
             transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio.Transport
             transport.write(_REFUSED)
             # half-close and drop what the client still sends (closing at once would answer it with a reset,
@@ -154,8 +168,8 @@ class _GuardMixin(asyncio.Protocol):
             return
         if self._guard_bytes:
             STATS.head_timeouts += 1
-            log.info("request head not complete within %.0fs (%d bytes): 408, connection closed",
-                     self.limits.header_timeout_s, self._guard_bytes)
+            _head_log("request head not complete within %.0fs (%d bytes): 408, connection closed",
+                      self.limits.header_timeout_s, self._guard_bytes)
             self.transport.write(_HEAD_TIMEOUT)
         self.transport.close()
 
@@ -190,15 +204,15 @@ class BodyGuard:
                     message: Any = await receive()
             except TimeoutError:
                 STATS.body_timeouts += 1
-                log.info("%s %s: body not complete within %.0fs (%d bytes): 408, connection closed",
-                         scope.get("method"), escape_control(scope.get("path", "")), self.limits.body_timeout_s,
-                         size)
+                _body_log("%s %s: body not complete within %.0fs (%d bytes): 408, connection closed",
+                          scope.get("method"), escape_control(scope.get("path", "")), self.limits.body_timeout_s,
+                          size)
                 await _send_408(send)
                 return
             if message["type"] == "http.disconnect":
                 STATS.aborted += 1
-                log.info("%s %s aborted by the client after %d body bytes (nothing applied)",
-                         scope.get("method"), escape_control(scope.get("path", "")), size)
+                _aborted_log("%s %s aborted by the client after %d body bytes (nothing applied)",
+                             scope.get("method"), escape_control(scope.get("path", "")), size)
                 return
             buffered.append(message)
             size += len(message.get("body", b""))

@@ -69,3 +69,23 @@ async def test_a_kept_alive_connection_serves_requests_within_the_deadlines(port
             r = await http.post(f"http://127.0.0.1:{port}/", content=b"x" * (100 * i))
             assert r.status_code == 200 and r.text == f"got {100 * i}"
             await asyncio.sleep(0.4)  # idle between requests, under the head deadline
+
+
+def test_what_clients_trigger_is_logged_at_a_bounded_rate(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from service import guard
+
+    now = [1000.0]
+    monkeypatch.setattr(guard.time, "monotonic", lambda: now[0])
+    limited = guard._RateLimitedLog(logging.INFO, every_s=5.0, burst=10)
+    with caplog.at_level(logging.INFO, logger="bisonsync.service.guard"):
+        for i in range(100):
+            limited("aborted %d", i)
+        now[0] += 5.0
+        limited("aborted %d", 100)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[:10] == [f"aborted {i}" for i in range(10)]
+    assert lines[10:] == ["aborted 100 (90 similar lines suppressed)"]
