@@ -125,6 +125,21 @@ class Settings:
     host: str = setting("BISONSYNC_HOST", "127.0.0.1", "Address `bisonsync serve` binds.")
     port: int = setting("BISONSYNC_PORT", 8000, "Port `bisonsync serve` binds.", parse=parse_int)
     db_pool_max: int = setting("BISONSYNC_DB_POOL_MAX", 10, "Largest asyncpg pool (direct path).", parse=parse_int)
+    header_timeout_s: int = setting(
+        "BISONSYNC_HEADER_TIMEOUT_S", 10,
+        "`serve`: seconds a request's head (request line + headers) may take; slower: 408, connection closed.",
+        parse=parse_positive_int,
+    )
+    body_timeout_s: int = setting(
+        "BISONSYNC_BODY_TIMEOUT_S", 30,
+        "`serve`: seconds a request body may take after its head; slower: 408, connection closed.",
+        parse=parse_positive_int,
+    )
+    max_connections: int = setting(
+        "BISONSYNC_MAX_CONNECTIONS", 500,
+        "`serve`: most open connections; past it a new connection gets 503 and is closed.",
+        parse=parse_positive_int,
+    )
     bison_base_url: str | None = setting(
         "BISON_BASE_URL", None, "Email Bison instance base URL, e.g. https://bison.example.com."
     )

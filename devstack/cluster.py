@@ -2,6 +2,15 @@
 
 The cluster is initialised with the bootstrap superuser `supabase_admin`, as on Supabase, and configured for
 logical decoding (`wal_level=logical`) so the realtime emulator can read the publication's changes.
+
+Durable by default: `fsync`, `synchronous_commit` and `full_page_writes` are on, so a delivery answered 200
+survives a crash of PostgreSQL. Only an explicit `BISONSYNC_DEVSTACK_DURABLE=0` (the test suite sets it, for
+speed) or `PostgresCluster(durable=False)` turns them off. These settings, and the logging ones, are passed on the
+command line at every start, so they also apply to clusters initialised by an older version.
+
+Logging: the server log goes through PostgreSQL's logging collector into `<data dir>/log/postgresql-<Day>.log`,
+one file per weekday, truncated when the week comes round, and a new file past `LOG_ROTATION_SIZE`; warnings and
+errors only (the realtime emulator's slot polling is quieted on its own connection, see `devstack.stack`).
 """
 
 from __future__ import annotations
@@ -12,12 +21,43 @@ import pwd
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 SUPERUSER = "supabase_admin"
 # Public local defaults, the same as `supabase start` (postgres:postgres on 54322).
 DEFAULT_PASSWORD = "postgres"
+#: "0"/"false"/"no"/"off" turns crash safety off (faster, for throwaway test clusters only)
+DURABLE_ENV = "BISONSYNC_DEVSTACK_DURABLE"
+#: a log file is started afresh past this size (and each weekday)
+LOG_ROTATION_SIZE = "10MB"
+
+
+def durable_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """$BISONSYNC_DEVSTACK_DURABLE, on unless explicitly turned off."""
+    env = os.environ if environ is None else environ
+    return env.get(DURABLE_ENV, "").strip().lower() not in ("0", "false", "no", "off")
+
+
+def runtime_settings(durable: bool) -> dict[str, str]:
+    """The settings given on the command line at each start (they override postgresql.auto.conf)."""
+    flag = "on" if durable else "off"
+    return {
+        "fsync": flag,
+        "synchronous_commit": flag,
+        "full_page_writes": flag,
+        "logging_collector": "on",
+        "log_directory": "log",
+        "log_filename": "postgresql-%a.log",
+        "log_rotation_age": "1d",
+        "log_rotation_size": LOG_ROTATION_SIZE,
+        "log_truncate_on_rotation": "on",
+        "log_min_messages": "warning",
+        "log_min_error_statement": "panic",
+        "log_checkpoints": "off",
+        "log_replication_commands": "off",
+    }
 
 
 class ClusterError(RuntimeError):
@@ -63,9 +103,13 @@ class PostgresCluster:
     port: int
     host: str = "127.0.0.1"
     password: str = DEFAULT_PASSWORD
+    #: crash safety (fsync, synchronous_commit, full_page_writes); None: $BISONSYNC_DEVSTACK_DURABLE, default on
+    durable: bool | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).absolute()
+        if self.durable is None:
+            self.durable = durable_from_env()
         self.bindir = find_pg_bindir()
         self.log_file = self.data_dir.parent / "postgres.log"
 
@@ -134,12 +178,8 @@ class PostgresCluster:
                 "max_replication_slots = 32\n"
                 "max_wal_senders = 16\n"
                 "max_connections = 300\n"
-                "fsync = off\n"
-                "synchronous_commit = off\n"
-                "full_page_writes = off\n"
                 "timezone = 'UTC'\n"
-                "log_min_messages = warning\n"
-                "log_min_error_statement = panic\n"
+                "# durability and logging: given on the command line at each start (devstack.cluster)\n"
             )
 
     def is_running(self) -> bool:
@@ -153,9 +193,12 @@ class PostgresCluster:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.touch()
         self._chown(self.log_file)
+        settings = runtime_settings(bool(self.durable))
+        options = " ".join([f"-p {self.port}", *(f"-c {k}={v}" for k, v in settings.items())])
+        # -l catches what is printed before the logging collector starts (and a failure to start)
         self._pg(
             "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", str(int(timeout)),
-            "-o", f"-p {self.port}", "start", timeout=timeout + 10,
+            "-o", options, "start", timeout=timeout + 10,
         )
         self._wait_ready(timeout)
 
@@ -184,6 +227,11 @@ class PostgresCluster:
     def destroy(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    @property
+    def log_dir(self) -> Path:
+        """Where the logging collector writes the server log."""
+        return self.data_dir / "log"
 
     # -- connection strings -------------------------------------------------------------------------------
     def dsn(self, user: str = "postgres", database: str = "postgres") -> str:

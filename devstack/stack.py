@@ -77,6 +77,7 @@ class DevStack:
         migrations_dir: Path = PROJECT_ROOT / "supabase" / "migrations",
         seed_file: Path | None = PROJECT_ROOT / "supabase" / "seed.sql",
         keys: StackKeys | None = None,
+        durable: bool | None = None,
     ) -> None:
         self.root = Path(root).absolute()
         self.state_file = self.root / "state.json"
@@ -86,8 +87,11 @@ class DevStack:
         self.migrations_dir = migrations_dir
         self.seed_file = seed_file
         self.keys = keys or StackKeys.defaults()
-        self.cluster = PostgresCluster(self.root / "pg", self.db_port)
+        # durable unless told otherwise (durable=False, or BISONSYNC_DEVSTACK_DURABLE=0 as the test suite sets)
+        self.cluster = PostgresCluster(self.root / "pg", self.db_port, durable=durable)
         self.gateway_log = self.root / "gateway.log"
+        #: crash-safety settings found off by the last `prepare_database` on a cluster meant to be durable
+        self.unsafe_settings: list[str] = []
 
     # -- state ---------------------------------------------------------------------------------------------
     def _load_state(self) -> StackState | None:
@@ -125,6 +129,17 @@ class DevStack:
             await conn.execute(bootstrap_sql())
             pw = self.cluster.password.replace("'", "''")
             await conn.execute(f"alter role postgres password '{pw}'; alter role authenticator password '{pw}'")
+            # lets the realtime slot poller quiet its own session (see gateway_command)
+            await conn.execute("grant set on parameter log_min_messages to postgres")
+            self.unsafe_settings = await self._unsafe_settings(conn)
+            if self.unsafe_settings:  # a cluster left running by an older version keeps what it started with
+                print(
+                    f"warning: the devstack database runs with {', '.join(self.unsafe_settings)} = off (started by "
+                    "an older version): a crash can lose acknowledged writes. Restart it to make it durable: "
+                    "bisonsync dev down && bisonsync dev up",
+                    file=sys.stderr,
+                    flush=True,
+                )
         finally:
             await conn.close()
         applied = await migrate.migrate(self.cluster.dsn("postgres"), self.migrations_dir)
@@ -132,13 +147,29 @@ class DevStack:
             await migrate.seed(self.cluster.dsn("postgres"), self.seed_file)
         return [m.version for m in applied]
 
+    async def _unsafe_settings(self, conn: asyncpg.Connection) -> list[str]:
+        """Crash-safety settings that are off although this cluster should be durable."""
+        if not self.cluster.durable:
+            return []
+        rows = await conn.fetch(
+            "select name from pg_catalog.pg_settings where name = any($1::text[]) and setting = 'off' order by name",
+            ["fsync", "synchronous_commit", "full_page_writes"],
+        )
+        return [str(r["name"]) for r in rows]
+
     # -- gateway -------------------------------------------------------------------------------------------
     def gateway_command(self) -> list[str]:
         return [
             sys.executable, "-m", "devstack.gateway", "--port", str(self.api_port),
             "--db-url", self.cluster.dsn("authenticator"),
-            "--replication-db-url", self.cluster.dsn("postgres"),
+            "--replication-db-url", self.replication_dsn(),
         ]
+
+    def replication_dsn(self) -> str:
+        """The realtime poller's connection. Each `pg_logical_slot_get_binary_changes` call (every 50 ms) logs
+        "starting logical decoding for slot" at LOG, which any log_min_messages below FATAL keeps (~466 KB a
+        minute idle): that session alone logs from FATAL up. asyncpg passes extra DSN parameters as settings."""
+        return self.cluster.dsn("postgres") + "?log_min_messages=fatal"
 
     def start_gateway(self, timeout: float = 30) -> subprocess.Popen[bytes]:
         self.root.mkdir(parents=True, exist_ok=True)

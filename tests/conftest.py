@@ -21,8 +21,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from devstack.cluster import DURABLE_ENV
 from devstack.keys import DEFAULT_JWT_SECRET, mint_user_token
 from devstack.stack import DevStack, StackEnv
+
+# Throwaway test clusters skip crash safety for speed; the explicit opt-out the devstack requires (it is durable
+# by default). Set BISONSYNC_DEVSTACK_DURABLE=1 to run the suite on durable clusters.
+os.environ.setdefault(DURABLE_ENV, "0")
 
 # Tests that start processes or stacks of their own, drive browsers, npm or the simulator over sockets, or fuzz:
 # minutes in all. Marked `slow` here (one list, not a decorator in each file) so `make test-fast` skips them.

@@ -1,16 +1,22 @@
 """Slack incoming webhooks: Block Kit messages in the predecessor's style (spec §5.8) and one careful POST.
 
 Slack webhook URLs are secrets: they are never logged, never stored, never put into an error. Logs name a
-destination by `url_label(url)` (its last 4 characters) and by the env var it came from.
+destination by `url_label(url)` (a short hash: no part of the URL) and by the env var it came from. Whatever Slack
+or a proxy answers may echo the URL or its path (percent-encoded, JSON-escaped, one segment at a time), so every
+error text passes `scrub_url`, which removes each part of the URL wherever it appears. What is stored in
+`alert_log.last_error` (readable by the workspace's members) is only the class of the failure (`PostResult.kind`:
+"HTTP 404", "timeout", ...), never a response body or a transport error's text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
 
@@ -27,8 +33,52 @@ BLOCKS_MAX = 50
 
 
 def url_label(url: str) -> str:
-    """What may be logged about a Slack URL."""
-    return "…" + url[-4:] if url else "(none)"
+    """What may be logged about a Slack URL: a hash that tells destinations apart and reveals none of it."""
+    return "#" + hashlib.sha256(url.encode()).hexdigest()[:8] if url else "(none)"
+
+
+#: path segments that are the same in every Slack webhook URL (not secret, and too common to blank out)
+_PUBLIC_SEGMENTS = frozenset({"services", "hooks", "workflows", "triggers"})
+
+
+def _secret_parts(url: str) -> list[str]:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [url] if url else []
+    pieces = {url, url.split("://", 1)[-1], parts.netloc, parts.path, parts.path.lstrip("/"), parts.query}
+    pieces.update(seg for seg in parts.path.split("/") if len(seg) >= 4 and seg.lower() not in _PUBLIC_SEGMENTS)
+    pieces.update(v for _, v in parse_qsl(parts.query) if len(v) >= 4)
+    if parts.password:
+        pieces.add(parts.password)
+    variants = set()
+    for piece in pieces:
+        if not piece:
+            continue
+        variants.update({piece, quote(piece, safe=""), quote(piece), piece.replace("/", "\\/")})
+    return sorted(variants, key=len, reverse=True)
+
+
+def scrub_url(text: str, url: str) -> str:
+    """`text` with the URL, its path, each of its path segments and query values (raw, percent-encoded or
+    JSON-escaped) replaced by `[redacted]`, case-insensitively."""
+    if not url or not text:
+        return text
+    lowered = text.lower()
+    for piece in _secret_parts(url):
+        if piece.lower() in lowered:
+            text = _replace_ci(text, piece, "[redacted]")
+            lowered = text.lower()
+    return text
+
+
+def _replace_ci(text: str, old: str, new: str) -> str:
+    out, low, needle, i = [], text.lower(), old.lower(), 0
+    while (j := low.find(needle, i)) >= 0:
+        out.append(text[i:j] + new)
+        i = j + len(old)
+    out.append(text[i:])
+    return "".join(out)
 
 
 def escape(text: str) -> str:
@@ -115,7 +165,7 @@ class PostResult:
     ok: bool
     #: HTTP status, None when no answer came
     status: int | None = None
-    #: what went wrong, never containing the URL
+    #: what went wrong, for the log: never containing any part of the URL (`scrub_url`)
     error: str | None = None
     #: seconds Slack asked us to wait (429)
     retry_after: float | None = None
@@ -123,6 +173,8 @@ class PostResult:
     permanent: bool = False
     #: the request count this took
     tries: int = 1
+    #: the class of the failure, all that is stored where members read it ("HTTP 404", "timeout", ...)
+    kind: str | None = None
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -136,20 +188,24 @@ async def post_once(http: httpx.AsyncClient, url: str, message: dict[str, object
     try:
         resp = await http.post(url, json=message, timeout=timeout_s)
     except httpx.TimeoutException as exc:
-        return PostResult(False, None, f"timeout ({type(exc).__name__})")
+        return PostResult(False, None, f"timeout ({type(exc).__name__})", kind="timeout")
     except httpx.HTTPError as exc:
-        return PostResult(False, None, f"{type(exc).__name__}: {str(exc).replace(url, url_label(url))[:200]}")
+        name = type(exc).__name__
+        return PostResult(False, None, f"{name}: {scrub_url(str(exc), url)[:200]}", kind=f"transport error ({name})")
     except Exception as exc:  # e.g. httpx.InvalidURL: a malformed URL; its text may quote the secret, so omit it
-        return PostResult(False, None, f"{type(exc).__name__} (check the Slack URL)", permanent=True)
-    body = resp.text[:200].strip()
+        name = type(exc).__name__
+        return PostResult(False, None, f"{name} (check the Slack URL)", permanent=True, kind=f"invalid URL ({name})")
+    # scrub the whole body before cutting it: a cut could leave a part of a secret segment unrecognised
+    body = scrub_url(resp.text[:4000], url)[:200].strip()
     if resp.status_code == 200:
         return PostResult(True, 200)
-    error = f"HTTP {resp.status_code}: {body or resp.reason_phrase}".replace(url, url_label(url))
+    kind = f"HTTP {resp.status_code}"
+    error = scrub_url(f"{kind}: {body or resp.reason_phrase}", url)
     if resp.status_code == 429:
-        return PostResult(False, 429, error, retry_after=_retry_after(resp.headers.get("Retry-After")))
+        return PostResult(False, 429, error, retry_after=_retry_after(resp.headers.get("Retry-After")), kind=kind)
     if resp.status_code >= 500:
-        return PostResult(False, resp.status_code, error)
-    return PostResult(False, resp.status_code, error, permanent=True)
+        return PostResult(False, resp.status_code, error, kind=kind)
+    return PostResult(False, resp.status_code, error, permanent=True, kind=kind)
 
 
 async def post_message(
@@ -166,7 +222,7 @@ async def post_message(
     """POST with up to `attempts` tries: 429 waits Retry-After (capped), 5xx/timeouts/connection errors back off
     exponentially, other 4xx stop (a 400 about the blocks is retried once as text only)."""
     tries = 0
-    result = PostResult(False, None, "not sent")
+    result = PostResult(False, None, "not sent", kind="not sent")
     stripped = False
     while tries < max(1, attempts):
         tries += 1
@@ -186,4 +242,4 @@ async def post_message(
             wait = max(wait, result.retry_after)
         log.warning("slack %s: %s; retry %d/%d in %.1fs", url_label(url), result.error, tries, attempts - 1, wait)
         await sleep(wait)
-    return PostResult(result.ok, result.status, result.error, result.retry_after, result.permanent, tries)
+    return PostResult(result.ok, result.status, result.error, result.retry_after, result.permanent, tries, result.kind)

@@ -335,8 +335,10 @@ class AlertWorker:
             error = result.error or "unknown error"
             report.errors.append(f"{dest.label}: {error}")
             log.warning("alerts: %d not sent to %s (%s); next attempt in %.0fs", len(group), dest.label, error, delay)
+            # members read alert_log.last_error: the class of the failure only, never Slack's answer or a URL
+            stored = f"slack: {result.kind or 'failed'}"
             results += [
-                SendResult(id=c.id, ok=False, tries=result.tries, error=error, retry_at=retry_at) for c in group
+                SendResult(id=c.id, ok=False, tries=result.tries, error=stored, retry_at=retry_at) for c in group
             ]
         try:
             await finish_alerts(self.store, results)

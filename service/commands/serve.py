@@ -18,9 +18,8 @@ def register(sub: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from service.app import create_app
+    from service.guard import GuardLimits, serve
 
     setup_logging(args.log_level)
     settings = Settings.from_env()
@@ -29,6 +28,12 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port or settings.port
     app = create_app(settings)
     print(f"bisonsync serving on http://{host}:{port}  (webhook: POST /webhooks/bison?token=...)", flush=True)
-    # uvicorn's access log prints query strings (tokens): ours in service.app strips them.
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, access_log=False, lifespan="on")
+    # slow clients are cut off (header/body deadlines, connection cap); aborted uploads logged as aborted
+    limits = GuardLimits(
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_connections=settings.max_connections,
+        max_body_bytes=settings.webhook_max_bytes,
+    )
+    serve(app, host=host, port=port, log_level=args.log_level, limits=limits)
     return 0

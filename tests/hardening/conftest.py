@@ -3,6 +3,7 @@ rows and scratch objects the rest of the suite writes into the shared session da
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -11,7 +12,7 @@ import pytest
 
 from bisonsync import migrations as migrate
 from devstack.cluster import SUPERUSER
-from devstack.stack import bootstrap_sql
+from devstack.stack import DevStack, bootstrap_sql
 from tests.conftest import StackHandle
 
 
@@ -25,7 +26,14 @@ async def migrated_database(devstack: StackHandle) -> AsyncIterator[str]:
     if stack is None:
         yield devstack.env.database_url
         return
-    name = f"hardening_{uuid.uuid4().hex[:12]}"
+    async with fresh_database(stack) as dsn:
+        yield dsn
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(stack: DevStack, prefix: str = "hardening") -> AsyncIterator[str]:
+    """A new database in the devstack cluster: Supabase bootstrap + every migration, no seed; dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(stack.cluster.dsn(SUPERUSER))
     try:
         await admin.execute(f'create database "{name}" owner postgres')
