@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
+from bisonsync.retry import RetryPolicy
+
 # Conditions (alert_log.condition).
 MAILBOX_DISCONNECTED = "mailbox_disconnected"
 MAILBOX_FAILED = "mailbox_failed"
@@ -176,6 +178,17 @@ class AlertConfig:
     def sync_window(self) -> timedelta:
         return timedelta(hours=self.sync_window_hours)
 
+    def send_policy(self) -> RetryPolicy:
+        """Tries of one message within a round."""
+        return RetryPolicy(
+            max_attempts=self.send_attempts,
+            backoff_base_s=self.send_backoff_s,
+            backoff_max_s=max(self.send_backoff_s, 8.0),
+            retry_after_cap_s=self.retry_after_cap_s,
+        )
+
     def resend_delay(self, attempts: int) -> float:
-        """Seconds until an alert that has failed `attempts` times is due again."""
-        return float(min(self.resend_backoff_max_s, self.resend_backoff_s * 2 ** max(0, attempts - 1)))
+        """Seconds until an alert that has failed `attempts` times is due again (the same policy, across rounds)."""
+        return RetryPolicy(backoff_base_s=self.resend_backoff_s, backoff_max_s=self.resend_backoff_max_s).ceiling(
+            attempts
+        )

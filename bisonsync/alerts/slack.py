@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import httpx
 
 from bisonsync.alerts.models import CONDITION_LABELS, Alert
+from bisonsync.retry import RetryPolicy, parse_retry_after
 
 log = logging.getLogger("bisonsync.alerts.slack")
 
@@ -30,6 +31,8 @@ SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 SECTION_MAX = 2900
 FIELDS_MAX = 10
 BLOCKS_MAX = 50
+#: one message within one round: 3 tries, backoff from 1 s, Retry-After honoured up to 30 s
+SLACK_RETRY = RetryPolicy(max_attempts=3, backoff_base_s=1.0, backoff_max_s=8.0, retry_after_cap_s=30.0)
 
 
 def url_label(url: str) -> str:
@@ -177,13 +180,6 @@ class PostResult:
     kind: str | None = None
 
 
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
-
-
 async def post_once(http: httpx.AsyncClient, url: str, message: dict[str, object], timeout_s: float) -> PostResult:
     try:
         resp = await http.post(url, json=message, timeout=timeout_s)
@@ -202,7 +198,7 @@ async def post_once(http: httpx.AsyncClient, url: str, message: dict[str, object
     kind = f"HTTP {resp.status_code}"
     error = scrub_url(f"{kind}: {body or resp.reason_phrase}", url)
     if resp.status_code == 429:
-        return PostResult(False, 429, error, retry_after=_retry_after(resp.headers.get("Retry-After")), kind=kind)
+        return PostResult(False, 429, error, retry_after=parse_retry_after(resp.headers.get("Retry-After")), kind=kind)
     if resp.status_code >= 500:
         return PostResult(False, resp.status_code, error, kind=kind)
     return PostResult(False, resp.status_code, error, permanent=True, kind=kind)
@@ -213,18 +209,18 @@ async def post_message(
     url: str,
     message: dict[str, object],
     *,
-    attempts: int = 3,
-    backoff_s: float = 1.0,
-    retry_after_cap_s: float = 30.0,
+    policy: RetryPolicy = SLACK_RETRY,
     timeout_s: float = 10.0,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> PostResult:
-    """POST with up to `attempts` tries: 429 waits Retry-After (capped), 5xx/timeouts/connection errors back off
-    exponentially, other 4xx stop (a 400 about the blocks is retried once as text only)."""
+    """POST with up to `policy.max_attempts` tries: 429 waits Retry-After (up to the policy's cap; longer is left
+    to a later round rather than hold the worker), 5xx/timeouts/connection errors back off with jitter, other 4xx
+    stop (a 400 about the blocks is retried once as text only)."""
     tries = 0
     result = PostResult(False, None, "not sent", kind="not sent")
     stripped = False
-    while tries < max(1, attempts):
+    attempts = max(1, policy.max_attempts)
+    while tries < attempts:
         tries += 1
         result = await post_once(http, url, message, timeout_s)
         if result.ok:
@@ -233,13 +229,11 @@ async def post_message(
             log.warning("slack %s refused the blocks (%s); retrying as text", url_label(url), result.error)
             message, stripped = text_only(message), True
             continue
-        if result.permanent or tries >= attempts:
+        if result.permanent:
             break
-        wait = backoff_s * 2 ** (tries - 1)
-        if result.retry_after is not None:
-            if result.retry_after > retry_after_cap_s:
-                break  # leave it to a later round rather than hold the worker
-            wait = max(wait, result.retry_after)
+        wait = policy.wait(tries, result.retry_after)
+        if wait is None:
+            break
         log.warning("slack %s: %s; retry %d/%d in %.1fs", url_label(url), result.error, tries, attempts - 1, wait)
         await sleep(wait)
     return PostResult(result.ok, result.status, result.error, result.retry_after, result.permanent, tries, result.kind)

@@ -313,9 +313,7 @@ class AlertWorker:
                 self._client(),
                 dest.url,
                 message,
-                attempts=cfg.send_attempts,
-                backoff_s=cfg.send_backoff_s,
-                retry_after_cap_s=cfg.retry_after_cap_s,
+                policy=cfg.send_policy(),
                 timeout_s=cfg.http_timeout_s,
                 sleep=self._sleep,
             )

@@ -33,7 +33,7 @@ from bisonsync.bison.models import (
     canonical_status,
     event_type_key,
 )
-from bisonsync.bison.retry import RetryPolicy, parse_retry_after
+from bisonsync.retry import RetryPolicy, parse_retry_after
 from bisonsync.settings import DEFAULT_MAX_PAGES
 
 __all__ = [

@@ -42,7 +42,7 @@ from bisonsync.bison.errors import (
     BisonTimeout,
 )
 from bisonsync.bison.keys import ApiKey, KeyKind
-from bisonsync.bison.retry import RetryPolicy
+from bisonsync.retry import RetryPolicy
 from bisonsync.settings import DEFAULT_MAX_PAGES
 
 log = logging.getLogger("bisonsync.bison")
@@ -376,7 +376,7 @@ class BisonClient(Endpoints):
         json: object = None,
         idempotent: bool = True,
     ) -> httpx.Response:
-        """Send with retries (see `bisonsync.bison.retry`); return a 2xx response or raise a `BisonError`."""
+        """Send with retries (see `bisonsync.retry`); return a 2xx response or raise a `BisonError`."""
         url = api_url(self.base_url, target, params)
         path = url.path
         headers = {"Authorization": f"Bearer {key.token}", "Accept": "application/json"}

@@ -6,7 +6,6 @@ one store round trip (one transaction) and works the same through `PostgresStore
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -18,6 +17,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from bisonsync.bison import BisonClient, KeyKind
+from bisonsync.retry import RetryPolicy, retry_call
 from bisonsync.store import Store, StoreError, StoreUnavailable
 
 log = logging.getLogger("bisonsync.sync")
@@ -113,20 +113,15 @@ def is_lease_lost(exc: BaseException) -> bool:
     return isinstance(exc, StoreError) and exc.code in LEASE_LOST_CODES
 
 
+#: store calls of a sync run: a few quick retries of a lost connection or a serialization failure
+STORE_RETRY = RetryPolicy(max_attempts=4, backoff_base_s=0.2, backoff_max_s=2.0)
+
+
 async def with_store_retry(
-    call: Callable[[], Awaitable[T]], *, attempts: int = 4, base_delay_s: float = 0.2, what: str = "store call"
+    call: Callable[[], Awaitable[T]], *, policy: RetryPolicy = STORE_RETRY, what: str = "store call"
 ) -> T:
     """Retry an idempotent store call on `StoreUnavailable` (connection lost, serialization failure, ...)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return await call()
-        except StoreUnavailable as exc:
-            if attempt == attempts:
-                raise
-            delay = base_delay_s * 2 ** (attempt - 1)
-            log.warning("%s failed (%s), retry %d/%d in %.1fs", what, exc, attempt, attempts - 1, delay)
-            await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
+    return await retry_call(call, policy, retry_on=(StoreUnavailable,), what=what)
 
 
 class SyncRunStore:

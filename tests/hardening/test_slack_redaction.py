@@ -24,6 +24,7 @@ from bisonsync.alerts import AlertConfig, AlertWorker, post_message, url_label
 from bisonsync.alerts.log import record_alerts
 from bisonsync.alerts.models import Alert
 from bisonsync.logs import redact
+from bisonsync.retry import RetryPolicy
 from bisonsync.settings import Settings
 from bisonsync.store import PostgresStore
 from bisonsync.store import api as store_api
@@ -97,7 +98,8 @@ async def test_no_part_of_the_url_reaches_the_error_or_the_log(
     echo_slack.status = 503  # retried: the error text is logged between the tries
     async with httpx.AsyncClient() as http:
         with caplog.at_level(logging.DEBUG):
-            result = await post_message(http, echo_slack.url, {"text": "hi"}, attempts=2, backoff_s=0.01)
+            policy = RetryPolicy(max_attempts=2, backoff_base_s=0.01)
+            result = await post_message(http, echo_slack.url, {"text": "hi"}, policy=policy)
     assert not result.ok and result.status == 503 and result.kind == "HTTP 503"
     assert result.error is not None and result.error.startswith("HTTP 503")
     assert _leaks(result.error) == [], result.error
@@ -111,7 +113,7 @@ async def test_no_part_of_the_url_reaches_the_error_or_the_log(
 async def test_transport_errors_name_no_part_of_the_url() -> None:
     url = f"http://127.0.0.1:1{PATH}"  # nothing listens on port 1
     async with httpx.AsyncClient() as http:
-        result = await post_message(http, url, {"text": "hi"}, attempts=1)
+        result = await post_message(http, url, {"text": "hi"}, policy=RetryPolicy(max_attempts=1))
     assert not result.ok and result.kind is not None and result.kind.startswith("transport error")
     assert _leaks(f"{result.error} {result.kind}") == []
 
