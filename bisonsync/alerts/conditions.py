@@ -37,6 +37,7 @@ from bisonsync.alerts.models import (
     Alert,
     AlertConfig,
     anchored_window,
+    as_utc,
     bucket_start,
     window_tag,
 )
@@ -95,12 +96,8 @@ class Evaluation:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def _utc(ts: datetime) -> datetime:
-    return ts.astimezone(UTC) if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
 def _fmt(ts: datetime) -> str:
-    return _utc(ts).strftime("%Y-%m-%d %H:%M UTC")
+    return as_utc(ts).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _ws_filter(workspace_ids: Collection[str | uuid.UUID] | None) -> bytes | None:
@@ -112,7 +109,7 @@ def _since(cursor: datetime | None, now: datetime, config: AlertConfig, scoped: 
     if scoped or cursor is None:
         return lookback
     floor = now - timedelta(hours=config.max_lookback_hours)
-    return max(min(_utc(cursor), now) - timedelta(minutes=config.scan_overlap_minutes), floor)
+    return max(min(as_utc(cursor), now) - timedelta(minutes=config.scan_overlap_minutes), floor)
 
 
 # -- composing alerts -----------------------------------------------------------------------------------------
@@ -149,7 +146,7 @@ def mailbox_alert(t: _Transition, config: AlertConfig, rates: Mapping[str, str])
 
 
 def silence_alert(s: _Silence, now: datetime, config: AlertConfig) -> Alert:
-    anchor = _utc(s.last_delivery_at) + timedelta(minutes=config.silence_minutes)
+    anchor = as_utc(s.last_delivery_at) + timedelta(minutes=config.silence_minutes)
     window = anchored_window(anchor, now, config.silence_repeat)
     hours, minutes = divmod(max(0, s.silent_minutes), 60)
     silent = f"{hours} h {minutes} min" if hours else f"{minutes} min"
@@ -203,7 +200,7 @@ SCAN_LIMIT = 20_000
 
 
 def _covered(rows: Sequence[Any], now: datetime, last: Callable[[Any], datetime]) -> datetime:
-    return _utc(last(rows[-1])) if len(rows) >= SCAN_LIMIT else now
+    return as_utc(last(rows[-1])) if len(rows) >= SCAN_LIMIT else now
 
 
 async def _mailbox_alerts(
@@ -237,7 +234,7 @@ async def _silence_alerts(
 
 
 async def _drop_alerts(store: Store, now: datetime, config: AlertConfig) -> tuple[list[Alert], datetime]:
-    day = _utc(now).date()
+    day = as_utc(now).date()
     alerts = []
     for d in await detect_reply_rate_drops(store, day, config.drop_threshold_pct):
         window = datetime.combine(d.snapshot_date, time(), UTC)
@@ -288,7 +285,7 @@ async def evaluate(
 ) -> Evaluation:
     """Run the scans; a failing scan is logged and reported in `errors`, the others still run."""
     cfg = config or AlertConfig()
-    at = _utc(now or datetime.now(UTC))
+    at = as_utc(now or datetime.now(UTC))
     wanted = set(conditions) if conditions is not None else set(CONDITIONS)
     unknown = wanted - set(CONDITIONS)
     if unknown:
@@ -306,7 +303,7 @@ async def evaluate(
             log.warning("alerts: scan cursors unavailable, using the initial lookback: %s", exc)
 
     def start(scan: str) -> datetime:
-        return _utc(since) if since is not None else _since(cursors.get(scan), at, cfg, scoped)
+        return as_utc(since) if since is not None else _since(cursors.get(scan), at, cfg, scoped)
 
     jobs: list[tuple[str, str | None, Callable[[], Awaitable[tuple[list[Alert], datetime]]]]] = []
     if wanted & {MAILBOX_DISCONNECTED, MAILBOX_FAILED}:

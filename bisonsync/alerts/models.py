@@ -63,7 +63,7 @@ class Alert(msgspec.Struct, kw_only=True, frozen=True):
         }
 
 
-def _utc(ts: datetime) -> datetime:
+def as_utc(ts: datetime) -> datetime:
     return ts.astimezone(UTC) if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
@@ -72,7 +72,7 @@ def bucket_start(ts: datetime, width: timedelta) -> datetime:
     seconds = width.total_seconds()
     if seconds <= 0:
         raise ValueError("window width must be positive")
-    epoch = _utc(ts).timestamp()
+    epoch = as_utc(ts).timestamp()
     return datetime.fromtimestamp(math.floor(epoch / seconds) * seconds, UTC)
 
 
@@ -82,7 +82,7 @@ def anchored_window(anchor: datetime, now: datetime, width: timedelta) -> dateti
     seconds = width.total_seconds()
     if seconds <= 0:
         raise ValueError("window width must be positive")
-    start, at = _utc(anchor), _utc(now)
+    start, at = as_utc(anchor), as_utc(now)
     if at <= start:
         return start
     k = math.floor((at - start).total_seconds() / seconds)
@@ -90,7 +90,7 @@ def anchored_window(anchor: datetime, now: datetime, width: timedelta) -> dateti
 
 
 def window_tag(ts: datetime) -> str:
-    return _utc(ts).strftime("%Y%m%dT%H%M%SZ")
+    return as_utc(ts).strftime("%Y%m%dT%H%M%SZ")
 
 
 @dataclass(frozen=True, slots=True)
