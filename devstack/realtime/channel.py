@@ -2,8 +2,9 @@
 
 Mirrors `RealtimeWeb.RealtimeChannel` for postgres_changes: the join reply echoes the bindings with ids right
 away; the database subscription is made afterwards and confirmed with a `system` "Subscribed to PostgreSQL" (or a
-`system` error). The channel's claims come from the join's `access_token` (the connection token when it starts
-with `sb_` or is absent); `access_token` pushes swap them and re-create the subscription; at `exp` the channel
+`system` error). The channel's claims come from the join's `access_token` (the stack's `sb_` keys stand for their
+role, as Kong translates them; the connection token when it is absent or an unknown `sb_` key); `access_token`
+pushes swap them and re-create the subscription; at `exp` the channel
 gets a `system` error and is closed.
 """
 
@@ -104,8 +105,11 @@ class RealtimeChannel:
         """Handle `phx_join`; replies, and returns whether the channel is joined."""
         payload = frame.payload
         requested = payload.get("access_token")
-        token = requested if isinstance(requested, str) and requested and not requested.startswith("sb_") \
-            else self.conn.token
+        token = self.conn.token
+        if isinstance(requested, str) and requested:
+            translated = self.conn.hub.keys.translate(requested)
+            if not translated.startswith("sb_"):  # an unknown opaque key falls back to the connection's token
+                token = translated
         try:
             claims = check_token(token, self.conn.hub.keys)
         except TokenError as exc:
@@ -127,8 +131,13 @@ class RealtimeChannel:
 
     def refresh_token(self, frame: ClientFrame) -> None:
         """`access_token`: no reply; a new valid JWT re-creates the subscription with its claims."""
-        token = frame.payload.get("access_token")
-        if not isinstance(token, str) or not token or token.startswith("sb_") or token == self.token:
+        raw = frame.payload.get("access_token")
+        if not isinstance(raw, str) or not raw:
+            return
+        # An opaque key pushed as the token stands for its role, as Kong translates it: the publishable key
+        # drops the channel to anon exactly like the anon JWT does (it must not keep a user's privileges).
+        token = self.conn.hub.keys.translate(raw)
+        if token == self.token:
             return
         try:
             claims = check_token(token, self.conn.hub.keys)
