@@ -15,8 +15,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import StackHandle
 from devstack.keys import DEFAULT_PUBLISHABLE_KEY
+from tests.conftest import StackHandle
 from tests.devstack.test_realtime import Listener, clients, guarded, items, summary, tables  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
