@@ -79,8 +79,9 @@ $$;
 
 revoke all on function public.bisonsync_broadcast_change(), public.set_realtime_broadcast(boolean),
   public.realtime_broadcast_enabled() from public, anon, authenticated;
-grant execute on function public.set_realtime_broadcast(boolean), public.realtime_broadcast_enabled()
-  to service_role;
+grant execute on function public.set_realtime_broadcast(boolean) to service_role;
+-- the dashboard asks which transport to use
+grant execute on function public.realtime_broadcast_enabled() to authenticated, service_role;
 revoke all on function public.bisonsync_topic_workspace(text) from public, anon;
 grant execute on function public.bisonsync_topic_workspace(text) to authenticated, service_role;
 
