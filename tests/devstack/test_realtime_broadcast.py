@@ -296,6 +296,16 @@ async def test_broadcast_changes_from_a_trigger(
         create trigger {table}_broadcast after insert or update or delete on public.{table}
           for each row execute function public.{table}_notify();
     """)
+    try:
+        await _broadcast_changes_case(devstack, clients, db, policies, table, name)
+    finally:  # the function outlives the table; other tests check every public function's grants
+        await db.execute(f"drop function if exists public.{table}_notify() cascade")
+
+
+async def _broadcast_changes_case(
+    devstack: StackHandle, clients: Callable[..., Any], db: asyncpg.Connection, policies: list[str],  # noqa: F811
+    table: str, name: str,
+) -> None:
     await add_policy(db, policies, "select", "authenticated", f"realtime.topic() = '{name}'")
     room = await Room(await clients(token=devstack.user_token(str(uuid.uuid4()))), name, {"private": True}).join()
     await db.execute(f"insert into public.{table} values (1, 'a')")
