@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 import websockets
 
@@ -323,3 +324,45 @@ async def _broadcast_changes_case(
     with pytest.raises(asyncpg.RaiseError, match="for each row"):
         await db.execute(f"select realtime.broadcast_changes('{name}', 'x', 'INSERT', 't', 'public', null, null, "
                          "'STATEMENT')")
+
+
+# -- the REST broadcast API ------------------------------------------------------------------------------------
+async def test_rest_broadcast_api(
+    devstack: StackHandle, clients: Callable[..., Any], db: asyncpg.Connection, policies: list[str],  # noqa: F811
+) -> None:
+    name = topic_name("rest")
+    writer, reader = str(uuid.uuid4()), str(uuid.uuid4())
+    await add_policy(db, policies, "select", "authenticated", f"realtime.topic() = '{name}'")
+    await add_policy(db, policies, "insert", "authenticated",
+                     f"realtime.topic() = '{name}' and (select auth.uid()) = '{writer}'::uuid")
+    public = await Room(await clients(), name).join()
+    private = await Room(await clients(token=devstack.user_token(reader)), name, {"private": True}).join()
+    # realtime-py's http_send (`/api/broadcast/<topic>/events/<event>`), from a channel that never joined
+    sender = (await clients()).channel(name)
+    await sender.http_send("via-http-send", {"n": 1})
+    writer_client = await clients(token=devstack.user_token(writer))
+    private_sender = writer_client.channel(name, params={"config": {"private": True}})
+    await private_sender.http_send("private-ok", {"n": 2})
+    reader_client = await clients(token=devstack.user_token(reader))
+    await reader_client.channel(name, params={"config": {"private": True}}).http_send("no-write", {"n": 3})
+    # supabase-js's `/api/broadcast` with a list of messages
+    url = devstack.env.supabase_url + "/realtime/v1/api/broadcast"
+    async with httpx.AsyncClient() as http:
+        anon = {"apikey": devstack.env.anon_key}
+        resp = await http.post(url, headers=anon, json={"messages": [
+            {"topic": name, "event": "js-style", "payload": {"n": 4}},
+            {"topic": name, "event": "sentinel", "payload": {}},
+            {"topic": name, "event": "anon-private", "payload": {}, "private": True},  # anon may not write
+        ]})
+        assert resp.status_code == 202, resp.text
+        assert (await http.post(url, json={"messages": []})).status_code == 401
+        assert (await http.post(url, headers=anon, json={"messages": "x"})).status_code == 422
+        service = {"apikey": devstack.env.service_role_key}
+        resp = await http.post(url, headers=service, json={"messages": [
+            {"topic": name, "event": "sentinel", "payload": {}, "private": True}]})
+        assert resp.status_code == 202
+    await public.wait_event("sentinel")
+    await private.wait_event("sentinel")
+    assert public.events() == ["via-http-send", "js-style"]
+    assert private.events() == ["private-ok"]
+    assert public.messages[0]["payload"] == {"n": 1}
