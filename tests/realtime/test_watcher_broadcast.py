@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -143,3 +146,30 @@ def test_decode_broadcast_shapes() -> None:
     assert decode_broadcast({"event": "x", "payload": {"hello": 1}}) is None
     assert decode_broadcast({"event": "x", "payload": None}) is None
     assert workspace_topic("abc") == "bisonsync:abc"
+
+
+async def test_watch_command_broadcast(
+    devstack: StackHandle, db: asyncpg.Connection, unique_ws: int, broadcast_on: None
+) -> None:
+    ws = await db.fetchval("select public.upsert_workspace('bison.example.com', $1::bigint, 'CLI-B')", unique_ws)
+    env = {**os.environ, "SUPABASE_URL": devstack.env.supabase_url, "SUPABASE_ANON_KEY": devstack.env.service_role_key}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bisonsync.cli", "watch", "client_metrics_daily", "--workspace", str(ws), "--broadcast",
+        "--count", "2", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        async with asyncio.timeout(20):
+            while b"[live]" not in (await proc.stderr.readline()):
+                pass
+        for _ in range(2):
+            await db.execute("select public.increment_metric($1::uuid, 'emails_sent')", ws)
+        async with asyncio.timeout(20):
+            out, _ = await proc.communicate()
+        lines = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+        assert [(x["type"], x["record"]["emails_sent"]) for x in lines] == [("INSERT", 1), ("UPDATE", 2)]
+        assert proc.returncode == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
