@@ -44,6 +44,32 @@ begin
 end
 $$;
 
+-- Members of a workspace may join (read) its private topic; nobody but the database writes to it. Created here
+-- when realtime.messages exists, and (again, if missing) when broadcast is switched on, since on some stacks the
+-- Realtime server creates realtime.messages only after the migrations ran.
+create or replace function public._ensure_realtime_broadcast_policy()
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if pg_catalog.to_regclass('realtime.messages') is null then
+    return;
+  end if;
+  if not exists (select 1 from pg_catalog.pg_policies
+                 where schemaname = 'realtime' and tablename = 'messages'
+                   and policyname = 'bisonsync_members_receive') then
+    create policy bisonsync_members_receive on realtime.messages
+      for select to authenticated
+      using (
+        realtime.messages.extension = 'broadcast'
+        and public.is_workspace_member(public.bisonsync_topic_workspace((select realtime.topic())))
+      );
+  end if;
+end
+$$;
+
 create or replace function public.set_realtime_broadcast(p_enabled boolean)
 returns boolean
 language plpgsql
@@ -53,6 +79,13 @@ as $$
 declare
   v_table text;
 begin
+  if p_enabled and pg_catalog.to_regprocedure('realtime.send(jsonb, text, text, boolean)') is null then
+    raise exception 'Realtime broadcast from the database is not available: realtime.send() does not exist'
+      using errcode = '42883', hint = 'Start Realtime (supabase start / a hosted project) first.';
+  end if;
+  if p_enabled then
+    perform public._ensure_realtime_broadcast_policy();
+  end if;
   foreach v_table in array array['client_metrics_daily', 'sender_emails_cache', 'mailbox_status_history'] loop
     execute format('drop trigger if exists bisonsync_broadcast on public.%I', v_table);
     if p_enabled then
@@ -77,6 +110,7 @@ as $$
   select exists (select 1 from pg_catalog.pg_trigger where tgname = 'bisonsync_broadcast' and not tgisinternal)
 $$;
 
+revoke all on function public._ensure_realtime_broadcast_policy() from public, anon, authenticated, service_role;
 revoke all on function public.bisonsync_broadcast_change(), public.set_realtime_broadcast(boolean),
   public.realtime_broadcast_enabled() from public, anon, authenticated;
 grant execute on function public.set_realtime_broadcast(boolean) to service_role;
@@ -85,11 +119,4 @@ grant execute on function public.realtime_broadcast_enabled() to authenticated, 
 revoke all on function public.bisonsync_topic_workspace(text) from public, anon;
 grant execute on function public.bisonsync_topic_workspace(text) to authenticated, service_role;
 
--- Members of a workspace may join (read) its private topic; nobody but the database writes to it.
-drop policy if exists bisonsync_members_receive on realtime.messages;
-create policy bisonsync_members_receive on realtime.messages
-  for select to authenticated
-  using (
-    realtime.messages.extension = 'broadcast'
-    and public.is_workspace_member(public.bisonsync_topic_workspace((select realtime.topic())))
-  );
+select public._ensure_realtime_broadcast_policy();

@@ -69,8 +69,13 @@ async def test_broadcast_is_off_by_default_and_switches(db: asyncpg.Connection, 
     assert await db.fetchval("select public.realtime_broadcast_enabled()") is False
     await db.execute("select public.increment_metric($1::uuid, 'emails_sent')", ws)
     assert await _messages(db, ws) == 0
+    # where Realtime created realtime.messages after the migrations, switching on adds the membership policy
+    policy = ("select count(*) from pg_policies where schemaname = 'realtime' and tablename = 'messages' "
+              "and policyname = 'bisonsync_members_receive'")
+    await db.execute("drop policy bisonsync_members_receive on realtime.messages")
     try:
         assert await db.fetchval("select public.set_realtime_broadcast(true)") is True
+        assert await db.fetchval(policy) == 1
         assert await db.fetchval("select public.realtime_broadcast_enabled()") is True
         await db.execute("select public.increment_metric($1::uuid, 'emails_sent')", ws)
         assert await _messages(db, ws) == 1
