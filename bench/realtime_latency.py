@@ -3,7 +3,10 @@
 Starts its own devstack (PostgreSQL + gateway) on free loopback ports in a temp dir, creates a published table, and
 for 1, 10 and 50 subscribers (one supabase client and socket each) commits >= 1000 single-row transactions at a
 steady rate, recording when each subscriber's callback sees each row. A fourth run uses an RLS table with a distinct
-user per subscriber (10), which exercises the per-(role, claims) RLS checks.
+user per subscriber (10), which exercises the per-(role, claims) RLS checks. A last run measures Broadcast from the
+database: a row trigger calls `realtime.broadcast_changes()` to a private topic guarded by an RLS policy on
+`realtime.messages`, with 50 subscribers, each a distinct member user; its p50/p99 are printed as ratios of the
+same run's 50-subscriber postgres_changes figures.
 
 Baselines measured in the same run: the slot poll interval (the floor a polling design pays, ~interval/2 on average)
 and a plain loopback websocket round trip. Prints raw numbers, ratios, and PASS/FAIL against p99 < 300 ms.
@@ -116,7 +119,9 @@ class Arrivals:
 
 
 async def subscribe_all(url: str, keys_and_tokens: list[tuple[str, str | None]], table: str,
-                        arrivals: Arrivals) -> list[AsyncClient]:
+                        arrivals: Arrivals, broadcast_topic: str | None = None) -> list[AsyncClient]:
+    """One client per subscriber: a postgres_changes binding on `table`, or a private channel on
+    `broadcast_topic` (ready when joined; there is no database subscription to confirm)."""
     clients: list[AsyncClient] = []
     waiters: list[asyncio.Event] = []
     for index, (key, token) in enumerate(keys_and_tokens):
@@ -132,6 +137,21 @@ async def subscribe_all(url: str, keys_and_tokens: list[tuple[str, str | None]],
             if payload.message == "Subscribed to PostgreSQL":
                 ready.set()
 
+        if broadcast_topic is not None:
+            def on_message(message: Any, index: int = index) -> None:
+                arrivals.record(index, message["payload"]["record"]["id"])
+
+            def on_state(state: Any, _err: Exception | None, ready: asyncio.Event = ready) -> None:
+                if str(getattr(state, "value", state)) == "SUBSCRIBED":
+                    ready.set()
+
+            channel = client.channel(broadcast_topic, params={"config": {  # type: ignore[typeddict-item]
+                "private": True, "broadcast": {"ack": False, "self": False}, "presence": None}})
+            channel.on_broadcast("*", on_message)
+            await channel.subscribe(on_state)
+            clients.append(client)
+            waiters.append(ready)
+            continue
         channel = client.channel(f"bench-{index}")
         channel.on_postgres_changes("INSERT", on_change, schema="public", table=table)  # type: ignore[arg-type]
         channel.on_system(on_system)
@@ -155,9 +175,9 @@ def process_cpu_seconds(pid: int | None) -> float:
 
 async def run_case(name: str, url: str, db: asyncpg.Connection, table: str, subscribers: list[tuple[str, str | None]],
                    changes: int, rate: float, first_id: int, row_sql: str, row_args: tuple[Any, ...],
-                   gateway_pid: int | None) -> CaseResult:
+                   gateway_pid: int | None, broadcast_topic: str | None = None) -> CaseResult:
     arrivals = Arrivals([{} for _ in subscribers], expected=changes * len(subscribers))
-    clients = await subscribe_all(url, subscribers, table, arrivals)
+    clients = await subscribe_all(url, subscribers, table, arrivals, broadcast_topic)
     committed: dict[int, float] = {}
     result = CaseResult(name, len(subscribers), changes)
     cpu_before, gateway_before = time.process_time(), process_cpu_seconds(gateway_pid)
@@ -185,13 +205,16 @@ async def run_case(name: str, url: str, db: asyncpg.Connection, table: str, subs
     return result
 
 
-async def bench(stack: DevStack, changes: int, rate: float, counts: list[int]) -> list[CaseResult]:
+async def bench(stack: DevStack, changes: int, rate: float, counts: list[int],
+                broadcast_subscribers: int) -> list[CaseResult]:
     env = stack.env()
     gateway = stack.status()["gateway"]
     pid = gateway.get("pid") if isinstance(gateway, dict) else None
     gateway_pid = pid if isinstance(pid, int) else None
     db = await asyncpg.connect(env.database_url)
-    plain, docs, members = (f"bench_{kind}_{uuid.uuid4().hex[:8]}" for kind in ("plain", "rls", "members"))
+    plain, docs, members, cast = (f"bench_{kind}_{uuid.uuid4().hex[:8]}"
+                                  for kind in ("plain", "rls", "members", "cast"))
+    topic = f"bench:{cast}"
     try:
         await db.execute(f"""
             create table public.{plain} (id bigint primary key, payload text, at timestamptz default now());
@@ -219,10 +242,38 @@ async def bench(stack: DevStack, changes: int, rate: float, counts: list[int]) -
         results.append(await run_case(
             "10 users, RLS table", env.supabase_url, db, docs, rls_subscribers, changes, rate, next_id,
             f"insert into public.{docs} (id, group_id, payload) values ($1, 1, $2)", ("x" * 100,), gateway_pid))
+        if broadcast_subscribers > 0:
+            # Broadcast from the database: a row trigger, a private topic, membership checked at join by RLS.
+            await db.execute(f"""
+                create table public.{cast} (id bigint primary key, group_id int, payload text);
+                create function public.{cast}_send() returns trigger language plpgsql security definer as $$
+                begin
+                  perform realtime.broadcast_changes('{topic}', tg_op, tg_op, tg_table_name, tg_table_schema,
+                                                     new, old);
+                  return null;
+                end $$;
+                create trigger {cast}_send after insert on public.{cast}
+                  for each row execute function public.{cast}_send();
+                create policy {cast}_members on realtime.messages for select to authenticated using (
+                  (select realtime.topic()) = '{topic}' and exists (select 1 from public.{members} m
+                    where m.group_id = 1 and m.user_id = (select auth.uid())));
+            """)
+            cast_users = [uuid.uuid4() for _ in range(broadcast_subscribers)]
+            await db.executemany(f"insert into public.{members} values (1, $1)", [(u,) for u in cast_users])
+            cast_subscribers: list[tuple[str, str | None]] = [
+                (env.anon_key, mint_user_token(str(u), secret=env.jwt_secret)) for u in cast_users
+            ]
+            results.append(await run_case(
+                f"broadcast, {broadcast_subscribers} members", env.supabase_url, db, cast, cast_subscribers,
+                changes, rate, next_id, f"insert into public.{cast} (id, group_id, payload) values ($1, 1, $2)",
+                ("x" * 100,), gateway_pid, broadcast_topic=topic))
         return results
     finally:
         with contextlib.suppress(Exception):
-            await db.execute(f"drop table if exists public.{plain}, public.{docs}, public.{members}")
+            await db.execute(f"drop policy if exists {cast}_members on realtime.messages")
+        with contextlib.suppress(Exception):
+            await db.execute(f"drop table if exists public.{plain}, public.{docs}, public.{members}, public.{cast}")
+            await db.execute(f"drop function if exists public.{cast}_send()")
         await db.close()
 
 
@@ -241,12 +292,21 @@ async def main_async(args: argparse.Namespace) -> int:
         counts = [int(c) for c in args.subscribers.split(",")]
         print(f"workload: {args.changes} single-row commits per run at {args.rate:g}/s; one client+socket per "
               "subscriber; latency = callback time - commit return time (same process, monotonic clock)")
-        results = await asyncio.wait_for(bench(stack, args.changes, args.rate, counts), DEADLINE_S)
+        results = await asyncio.wait_for(
+            bench(stack, args.changes, args.rate, counts, args.broadcast_subscribers), DEADLINE_S)
     finally:
         await asyncio.to_thread(stack.down)
         shutil.rmtree(root, ignore_errors=True)
     for result in results:
         print(result.line(poll_ms, ws_rtt_ms))
+    by_name = {r.name: r for r in results}
+    cast = next((r for r in results if r.name.startswith("broadcast")), None)
+    same = by_name.get(f"{cast.subscribers} subscriber(s)") if cast is not None else None
+    if cast is not None and same is not None and cast.latencies_ms and same.latencies_ms:
+        print(f"broadcast vs postgres_changes, {cast.subscribers} subscribers, same run: "
+              f"p50 ratio {pct(cast.latencies_ms, 50) / pct(same.latencies_ms, 50):.2f}, "
+              f"p99 ratio {pct(cast.latencies_ms, 99) / pct(same.latencies_ms, 99):.2f}, gateway cpu ratio "
+              f"{(cast.gateway_cpu / cast.seconds) / max(same.gateway_cpu / same.seconds, 1e-9):.2f}")
     ok = all(r.passed for r in results)
     print(f"{'PASS' if ok else 'FAIL'}: p99 < {P99_BUDGET_MS:.0f} ms for every run")
     return 0 if ok else 1
@@ -257,6 +317,8 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=100.0, help="commits per second")
     parser.add_argument("--subscribers", default="1,10,50")
+    parser.add_argument("--broadcast-subscribers", type=int, default=50,
+                        help="subscribers of the broadcast-from-database run (0: skip it)")
     sys.exit(asyncio.run(main_async(parser.parse_args())))
 
 

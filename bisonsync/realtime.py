@@ -8,19 +8,29 @@
 
 The realtime client already reconnects with backoff and rejoins channels; the watcher surfaces those transitions
 as `ConnectionEvent`s instead of re-implementing them. RLS decides what a watcher sees (use a member's token).
+
+Two sources, one event type:
+
+- `watch(table, ...)`: Realtime **postgres_changes** (no setup; the server checks RLS for every change and every
+  subscriber, which costs one query per change per distinct subscriber claims).
+- `watch_workspace(workspace_id)` / `watch_broadcast(topic)`: **Broadcast from the database** (Supabase's path for
+  many subscribers). Needs the opt-in triggers: `select public.set_realtime_broadcast(true)`. Each change is
+  sent once to the private topic `bisonsync:<workspace id>`; Realtime checks membership once, when the channel
+  joins. Payloads from any `realtime.broadcast_changes()` trigger decode the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal
 
 import msgspec
 from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscribeStates
+from realtime.types import RealtimeChannelOptions
 
 
 class MailboxRow(msgspec.Struct, kw_only=True):
@@ -124,6 +134,35 @@ def decode_change(payload: dict[str, Any]) -> ChangeEvent:
     )
 
 
+#: the private Realtime topic the opt-in database triggers broadcast a workspace's changes to
+def workspace_topic(workspace_id: str) -> str:
+    return f"bisonsync:{workspace_id}"
+
+
+def decode_broadcast(message: dict[str, Any]) -> ChangeEvent | None:
+    """A Broadcast-from-the-database message (`{"event", "payload": {operation, table, schema, record,
+    old_record[, commit_timestamp]}}`, as `realtime.broadcast_changes()` and bisonsync's triggers send) as a typed
+    ChangeEvent; None for a message of another shape. Without `commit_timestamp` the receive time is used."""
+    payload = message.get("payload")
+    if not isinstance(payload, dict):
+        return None
+    operation, table = payload.get("operation"), payload.get("table")
+    if operation not in ("INSERT", "UPDATE", "DELETE") or not isinstance(table, str):
+        return None
+    record = payload.get("record")
+    row_type = ROW_TYPES.get(table)
+    if record is not None and row_type is not None:
+        record = msgspec.convert(record, row_type, strict=False)
+    stamp = payload.get("commit_timestamp")
+    return ChangeEvent(
+        table=table,
+        type=operation,
+        commit_timestamp=msgspec.convert(stamp, datetime, strict=False) if stamp else datetime.now(UTC),
+        record=record,
+        old_record=payload.get("old_record"),
+    )
+
+
 class Watcher:
     """One realtime connection; each `watch()` is one channel with one postgres_changes binding."""
 
@@ -216,3 +255,75 @@ class Watcher:
                 self._channels.remove(channel)
                 with contextlib.suppress(Exception):
                     await self._client.remove_channel(channel)
+
+    async def watch_workspace(
+        self, workspace_id: str, *, tables: Iterable[str] | None = None
+    ) -> AsyncIterator[WatchEvent]:
+        """Yield one workspace's KPI and mailbox changes from its private broadcast topic (see the module doc)."""
+        async for item in self.watch_broadcast(workspace_topic(workspace_id), tables=tables):
+            yield item
+
+    async def watch_broadcast(
+        self, topic: str, *, private: bool = True, tables: Iterable[str] | None = None
+    ) -> AsyncIterator[WatchEvent]:
+        """Yield the row changes broadcast to `topic` by the database (`realtime.broadcast_changes()`-shaped
+        payloads), optionally only those of `tables`, and connection transitions, until closed. A refused join
+        (not a member) shows as `ConnectionEvent(state="error")`. One stream per topic per Watcher (the realtime
+        client keeps one channel per topic)."""
+        queue: asyncio.Queue[WatchEvent] = asyncio.Queue(self._queue_size)
+        wanted = frozenset(tables) if tables is not None else None
+
+        def put(item: WatchEvent) -> None:
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(item)
+
+        def on_message(message: Any) -> None:
+            event = decode_broadcast(dict(message))
+            if event is not None and (wanted is None or event.table in wanted):
+                put(event)
+
+        options: RealtimeChannelOptions = {"config": {
+            "broadcast": {"ack": False, "self": False}, "presence": {"key": "", "enabled": False}, "private": private,
+        }}
+        channel = self._client.channel(topic, params=options)
+        channel.on_broadcast("*", on_message)
+        # A broadcast channel is live as soon as it is joined (there is no database subscription to wait for).
+        await self._run_channel(channel, queue, put, live_on_join=True)
+        try:
+            while True:
+                item = await queue.get()
+                yield item
+                if isinstance(item, ConnectionEvent) and item.state == "closed":
+                    return
+        finally:
+            await self._drop(channel)
+
+    async def _run_channel(
+        self,
+        channel: AsyncRealtimeChannel,
+        queue: asyncio.Queue[WatchEvent],
+        put: Callable[[WatchEvent], None],
+        *,
+        live_on_join: bool,
+    ) -> None:
+        def on_state(state: RealtimeSubscribeStates, err: Exception | None) -> None:
+            put(ConnectionEvent(state=_STATES[state], detail=str(err) if err else None))
+            if live_on_join and state == RealtimeSubscribeStates.SUBSCRIBED:
+                put(ConnectionEvent(state="live", detail="joined"))
+
+        self._channels.append(channel)
+        await channel.subscribe(on_state)
+
+    async def _drop(self, channel: AsyncRealtimeChannel) -> None:
+        if channel in self._channels:
+            self._channels.remove(channel)
+            with contextlib.suppress(Exception):
+                await self._client.remove_channel(channel)
+
+
+_STATES: dict[RealtimeSubscribeStates, Literal["joined", "error", "closed", "timed_out"]] = {
+    RealtimeSubscribeStates.SUBSCRIBED: "joined",
+    RealtimeSubscribeStates.CHANNEL_ERROR: "error",
+    RealtimeSubscribeStates.CLOSED: "closed",
+    RealtimeSubscribeStates.TIMED_OUT: "timed_out",
+}

@@ -192,8 +192,8 @@ def _issuer(request: AnyRequest) -> str:
 
 
 def build_auth_router(*, jwt_expiry: int = DEFAULT_JWT_EXPIRY) -> Router:
-    """`/auth/v1`: password and refresh_token grants, user, logout, admin users. State lives in the returned
-    router's closure (one per gateway app)."""
+    """`/auth/v1`: signup (auto-confirmed), password and refresh_token grants, user, logout, admin users. State
+    lives in the returned router's closure (one per gateway app)."""
     gotrue = GoTrue(jwt_expiry=jwt_expiry)
 
     def users_of(request: AnyRequest) -> tuple[UserRepository, StackKeys]:
@@ -220,6 +220,44 @@ def build_auth_router(*, jwt_expiry: int = DEFAULT_JWT_EXPIRY) -> Router:
         except AuthError as exc:
             return _error_response(request, exc)
         return _ok(gotrue.session_body(user, session, keys, _issuer(request)))
+
+    @post("/signup", status_code=200, operation_id="authSignup")
+    async def signup(request: AnyRequest, body: bytes) -> Response[Any]:
+        """Email signup with auto-confirm (the local stack's `enable_confirmations = false`): the user is created
+        confirmed and signed in at once, so the answer is a session, as `supabase start`'s GoTrue gives."""
+        users, keys = users_of(request)
+        try:
+            gotrue.api_key_claims(request, keys)
+            data = _json_body(body)
+            if _str_field(data, "phone"):
+                raise AuthError(400, "phone_provider_disabled", "Phone signups are not supported by the devstack")
+            email = _str_field(data, "email")
+            password = _str_field(data, "password")
+            if email is None or "@" not in email:
+                raise AuthError(400, "validation_failed", "Unable to validate email address: invalid format")
+            if not password:
+                raise AuthError(422, "validation_failed", "Signup requires a valid password")
+            if len(password) < MIN_PASSWORD_LENGTH:
+                raise AuthError(
+                    422,
+                    "weak_password",
+                    f"Password should be at least {MIN_PASSWORD_LENGTH} characters.",
+                    {"weak_password": {"reasons": ["length"]}},
+                )
+            options = _dict_field(data, "options")
+            metadata = _dict_field(data, "data") or _dict_field(options, "data")
+            try:
+                created = await users.create(email=email, password=password, email_confirm=True,
+                                             user_metadata=metadata, app_metadata={})
+            except DuplicateEmail as exc:
+                raise AuthError(422, "user_already_exists", "User already registered") from exc
+            except asyncpg.PostgresError as exc:
+                raise AuthError(500, "unexpected_failure", f"Database error saving new user: {exc}") from exc
+        except AuthError as exc:
+            return _error_response(request, exc)
+        gotrue.last_sign_in[created.id] = datetime.now(UTC)
+        session = gotrue.sessions.create(created.id)
+        return _ok(gotrue.session_body(created, session, keys, _issuer(request)))
 
     @get("/user", operation_id="authUser")
     async def user(request: AnyRequest) -> Response[Any]:
@@ -322,6 +360,6 @@ def build_auth_router(*, jwt_expiry: int = DEFAULT_JWT_EXPIRY) -> Router:
 
     return Router(
         path="/auth/v1",
-        route_handlers=[health, token, user, logout, admin_create_user, admin_get_user, admin_delete_user],
+        route_handlers=[health, token, signup, user, logout, admin_create_user, admin_get_user, admin_delete_user],
         include_in_schema=False,
     )

@@ -2,8 +2,9 @@
 
 Mirrors `RealtimeWeb.RealtimeChannel` for postgres_changes: the join reply echoes the bindings with ids right
 away; the database subscription is made afterwards and confirmed with a `system` "Subscribed to PostgreSQL" (or a
-`system` error). The channel's claims come from the join's `access_token` (the connection token when it starts
-with `sb_` or is absent); `access_token` pushes swap them and re-create the subscription; at `exp` the channel
+`system` error). The channel's claims come from the join's `access_token` (the stack's `sb_` keys stand for their
+role, as Kong translates them; the connection token when it is absent or an unknown `sb_` key); `access_token`
+pushes swap them and re-create the subscription; at `exp` the channel
 gets a `system` error and is closed.
 """
 
@@ -12,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from typing import TYPE_CHECKING
 
 import jwt
 
 from devstack.auth import TokenError, verify
 from devstack.keys import StackKeys
+from devstack.realtime.broadcast import PUBLIC, ChannelConfig, Permissions, unauthorized_read
 from devstack.realtime.protocol import (
     ClientFrame,
     encode_frame,
@@ -60,7 +63,13 @@ class RealtimeChannel:
         self.claims: dict[str, object] = {}
         self.bindings: list[BindingRequest] = []
         self.subscription: ChannelSubscription | None = None
+        self.config = ChannelConfig()
+        self.permissions: Permissions = PUBLIC
+        self.presence_key = ""
+        self.presence_on = False
+        self.joined = False
         self.closed = False
+        self._authz_task: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._set_change_frame()
@@ -104,8 +113,11 @@ class RealtimeChannel:
         """Handle `phx_join`; replies, and returns whether the channel is joined."""
         payload = frame.payload
         requested = payload.get("access_token")
-        token = requested if isinstance(requested, str) and requested and not requested.startswith("sb_") \
-            else self.conn.token
+        token = self.conn.token
+        if isinstance(requested, str) and requested:
+            translated = self.conn.hub.keys.translate(requested)
+            if not translated.startswith("sb_"):  # an unknown opaque key falls back to the connection's token
+                token = translated
         try:
             claims = check_token(token, self.conn.hub.keys)
         except TokenError as exc:
@@ -119,16 +131,97 @@ class RealtimeChannel:
             self.reply(frame, "error", {"reason": "Invalid postgres_changes configuration"})
             return False
         self.bindings = [BindingRequest.from_raw({str(k): v for k, v in b.items()}) for b in raw_bindings]
-        self.reply(frame, "ok", {"postgres_changes": [b.reply() for b in self.bindings]})
+        self.config = ChannelConfig.from_raw(config)
+        self.presence_key = self.config.presence_key or str(uuid.uuid4())
+        self.presence_on = self.config.presence_enabled
         self._set_claims(token, claims)
+        if self.config.private:  # the reply waits for the RLS check on realtime.messages
+            self._authz_task = asyncio.create_task(self._join_private(frame), name=f"realtime-authz {self.topic}")
+        else:
+            self._complete_join(frame)
+        return True
+
+    def _complete_join(self, frame: ClientFrame) -> None:
+        self.reply(frame, "ok", {"postgres_changes": [b.reply() for b in self.bindings]})
+        self.joined = True
+        self.conn.hub.topics.add(self)
+        if self.presence_on and self.permissions.can_read("presence"):
+            self.push("presence_state", self.conn.hub.topics.state_json(self))
         if self.bindings:
             self._resubscribe(start_lsn=None)
-        return True
+
+    async def _join_private(self, frame: ClientFrame) -> None:
+        try:
+            permissions = await self.conn.hub.authorize(self.name, self.role, encode_json(self.claims))
+        except Exception as exc:
+            log.warning("realtime: authorising private channel %s failed: %s", self.topic, exc)
+            permissions = Permissions(read=frozenset(), write=frozenset())
+        if self.closed:
+            return
+        if not permissions.read:
+            self.reply(frame, "error", {"reason": unauthorized_read(self.name)})
+            self.close()
+            self.conn.forget(self)
+            return
+        self.permissions = permissions
+        self._complete_join(frame)
+
+    async def _reauthorize(self) -> None:
+        try:
+            permissions = await self.conn.hub.authorize(self.name, self.role, encode_json(self.claims))
+        except Exception:
+            permissions = Permissions(read=frozenset(), write=frozenset())
+        if self.closed:
+            return
+        if not permissions.read:
+            self.shutdown(unauthorized_read(self.name))
+            return
+        self.permissions = permissions
+
+    # -- broadcast and presence -----------------------------------------------------------------------------
+    def on_broadcast(self, frame: ClientFrame) -> None:
+        """A client `broadcast` push: relay it to the topic (and back with `self`), reply when `ack` is asked."""
+        if not self.joined:
+            return
+        if not self.permissions.can_write("broadcast"):
+            return  # Realtime drops a private channel's broadcast without write permission
+        payload = dict(frame.payload)
+        payload.setdefault("type", "broadcast")
+        self.conn.hub.topics.broadcast(self, self.conn.hub.topics.key_of(self), encode_json(payload))
+        if self.config.broadcast_ack:
+            self.reply(frame, "ok", {})
+
+    def on_presence(self, frame: ClientFrame) -> None:
+        """A client `presence` push: `track` (replaces this channel's presence) or `untrack`."""
+        if not self.joined:
+            return
+        event = frame.payload.get("event")
+        if not self.permissions.can_write("presence"):
+            self.reply(frame, "error", {"reason": "Unauthorized: You do not have permissions to track presence"})
+            return
+        if event == "track":
+            data = frame.payload.get("payload")
+            if not self.presence_on:  # tracking turns presence on for the channel
+                self.presence_on = True
+                if self.permissions.can_read("presence"):
+                    self.push("presence_state", self.conn.hub.topics.state_json(self))
+            self.conn.hub.topics.track(self, dict(data) if isinstance(data, dict) else {})
+        elif event == "untrack":
+            self.conn.hub.topics.untrack(self)
+        else:
+            self.reply(frame, "error", {"reason": f"unknown presence event: {event}"})
+            return
+        self.reply(frame, "ok", {})
 
     def refresh_token(self, frame: ClientFrame) -> None:
         """`access_token`: no reply; a new valid JWT re-creates the subscription with its claims."""
-        token = frame.payload.get("access_token")
-        if not isinstance(token, str) or not token or token.startswith("sb_") or token == self.token:
+        raw = frame.payload.get("access_token")
+        if not isinstance(raw, str) or not raw:
+            return
+        # An opaque key pushed as the token stands for its role, as Kong translates it: the publishable key
+        # drops the channel to anon exactly like the anon JWT does (it must not keep a user's privileges).
+        token = self.conn.hub.keys.translate(raw)
+        if token == self.token:
             return
         try:
             claims = check_token(token, self.conn.hub.keys)
@@ -136,6 +229,10 @@ class RealtimeChannel:
             self.shutdown(str(exc))
             return
         self._set_claims(token, claims)
+        if self.config.private and self.joined:
+            if self._authz_task is not None:
+                self._authz_task.cancel()
+            self._authz_task = asyncio.create_task(self._reauthorize(), name=f"realtime-reauthz {self.topic}")
         if self.bindings:
             start = self.subscription.start_lsn if self.subscription is not None else None
             self._resubscribe(start_lsn=start)
@@ -157,9 +254,14 @@ class RealtimeChannel:
     def close(self) -> None:
         """Drop the subscription and timers (no frames)."""
         self.closed = True
+        self.joined = False
+        self.conn.hub.topics.remove(self)
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        if self._authz_task is not None and self._authz_task is not asyncio.current_task():
+            self._authz_task.cancel()
+        self._authz_task = None
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None

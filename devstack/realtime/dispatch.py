@@ -73,7 +73,7 @@ class Dispatcher:
         needs_rls = facts.rls_enabled and change.kind != "DELETE" and bool(facts.pk)
         out: list[_Match] = []
         for sub in subs:
-            ids, select = sub.match(change)
+            ids, select = sub.match(change, rls=facts.rls_enabled)
             if not ids:
                 continue
             rls_key: RlsKey | None = None

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from devstack.realtime.authz import Authorizer, prepare_connection
+from devstack.realtime.broadcast import Permissions, TopicRegistry, authorize, is_message_change, relay_messages
 from devstack.realtime.dispatch import Dispatcher
 from devstack.realtime.pgoutput import RowChange
 from devstack.realtime.poller import SlotPoller
@@ -70,8 +71,11 @@ class RealtimeHub:
         self.registry = SubscriptionRegistry()
         self.types = TypeCache()
         self.connections: set[RealtimeConnection] = set()
+        self.topics = TopicRegistry()
         self.stats_overflows = 0
         self._pool: asyncpg.Pool | None = None
+        #: as the database owner (`postgres`): private-channel checks insert probe rows into realtime.messages
+        self._owner_pool: asyncpg.Pool | None = None
         self._poller: SlotPoller | None = None
         self._dispatcher: Dispatcher | None = None
 
@@ -96,7 +100,11 @@ class RealtimeHub:
             self.config.db_url, min_size=1, max_size=self.settings.pool_max, server_settings=POOL_SETTINGS,
             init=prepare_connection,
         )
+        self._owner_pool = await asyncpg.create_pool(
+            self.config.replication_db_url, min_size=0, max_size=2, server_settings=POOL_SETTINGS,
+        )
         self._dispatcher = Dispatcher(self.registry, Authorizer(self._pool), self.types)
+        await self._purge_old_messages()
         self._poller = SlotPoller(
             self.config.replication_db_url,
             self._on_changes,
@@ -114,10 +122,45 @@ class RealtimeHub:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+        if self._owner_pool is not None:
+            await self._owner_pool.close()
+            self._owner_pool = None
+
+    async def _purge_old_messages(self) -> None:
+        """Supabase drops `realtime.messages` partitions after a few days; the devstack deletes the rows."""
+        if self._owner_pool is None:
+            return
+        try:
+            await self._owner_pool.execute(
+                "delete from realtime.messages where inserted_at < now() - interval '3 days'"
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.debug("realtime.messages purge skipped: %s", exc)
+
+    async def authorize(self, topic: str, role: str, claims_json: str) -> Permissions:
+        """A private channel's permissions from RLS on realtime.messages."""
+        if self._owner_pool is None:
+            raise RuntimeError("RealtimeHub is not started")
+        return await authorize(self._owner_pool, topic, role, claims_json)
 
     async def _on_changes(self, changes: list[RowChange]) -> None:
         if self._dispatcher is None:
             return
+        # Keep commit order between postgres_changes and broadcasts from the database.
+        pending: list[RowChange] = []
+        for change in changes:
+            if is_message_change(change):
+                if pending:
+                    await self._dispatch_rows(pending)
+                    pending = []
+                relay_messages(self.topics, [change])
+            else:
+                pending.append(change)
+        if pending:
+            await self._dispatch_rows(pending)
+
+    async def _dispatch_rows(self, changes: list[RowChange]) -> None:
+        assert self._dispatcher is not None
         relation_types = {c.type_oid for change in changes for c in change.relation.columns}
         await self.types.ensure(self.pool, relation_types)
         await self._dispatcher.dispatch(changes)

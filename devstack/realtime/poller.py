@@ -3,7 +3,8 @@
 One temporary `pgoutput` slot per gateway process (`devstack_rt_<pid>_<random>`) lives on a dedicated connection
 as a role with REPLICATION. Temporary slots vanish with their session, so a killed gateway pins no WAL; slots of
 that name pattern left inactive (e.g. by an older, non-temporary build) are dropped at start. The slot is polled
-every `interval` seconds with `pg_logical_slot_get_binary_changes(..., 'publication_names', 'supabase_realtime')`,
+every `interval` seconds with `pg_logical_slot_get_binary_changes(..., 'publication_names', <publications>)`
+(`supabase_realtime`, and `supabase_realtime_messages_publication` for Broadcast from the database when it exists),
 which consumes (advances) it whether or not anyone is subscribed; a full batch is followed by an immediate re-poll.
 Logical decoding only reads WAL that is flushed. The devstack runs with `synchronous_commit = off`, where the WAL
 writer may flush a commit up to `wal_writer_delay` (200 ms) later; so when a poll sees unflushed WAL it first commits
@@ -23,6 +24,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from devstack.realtime.broadcast import MESSAGES_PUBLICATION
 from devstack.realtime.pgoutput import PgOutputDecoder, RowChange
 from devstack.realtime.subscriptions import PUBLICATION
 
@@ -69,6 +71,8 @@ class SlotPoller:
         self._task: asyncio.Task[None] | None = None
         self._decoder = PgOutputDecoder()
         self._wake = asyncio.Event()
+        #: the publications decoded: `supabase_realtime`, plus the messages one when the database has it
+        self.publications = PUBLICATION
 
     async def start(self) -> None:
         """Create the slot now if the database is reachable, else keep trying in the background."""
@@ -95,6 +99,11 @@ class SlotPoller:
         conn = await asyncpg.connect(self.dsn, server_settings=SESSION_SETTINGS, timeout=10)
         try:
             await self._drop_stale(conn)
+            self.publications = await conn.fetchval(
+                "select coalesce(string_agg(pubname, ',' order by pubname), $1) from pg_catalog.pg_publication "
+                "where pubname = any($2::text[])",
+                PUBLICATION, [PUBLICATION, MESSAGES_PUBLICATION],
+            )
             self.slot_name = new_slot_name()
             await conn.execute(
                 "select pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput', true)", self.slot_name
@@ -177,7 +186,7 @@ class SlotPoller:
             "$1, null, $2, 'proto_version', '1', 'publication_names', $3)",
             self.slot_name,
             self.max_changes,
-            PUBLICATION,
+            self.publications,
         )
         self.polls += 1
         changes: list[RowChange] = []

@@ -163,7 +163,10 @@ class RealtimeConnection:
             self.forget(channel)
         elif frame.event == "access_token":
             channel.refresh_token(frame)
-        # broadcast / presence are not emulated: accepted and ignored
+        elif frame.event == "broadcast":
+            channel.on_broadcast(frame)
+        elif frame.event == "presence":
+            channel.on_presence(frame)
 
     def _join(self, frame: ClientFrame) -> None:
         if not frame.topic.startswith(TOPIC_PREFIX):

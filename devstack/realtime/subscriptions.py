@@ -94,10 +94,12 @@ class LiveBinding:
     filters: tuple[CompiledFilter, ...]
     select: tuple[str, ...] | None
 
-    def matches(self, change: RowChange) -> bool:
+    def matches(self, change: RowChange, *, rls: bool = False) -> bool:
+        """Event and filters. With RLS on the table, a DELETE is not filtered at all (as `realtime.apply_rls`
+        does): its old values are not the subscriber's to see, so they must not decide delivery either."""
         if self.event != "*" and self.event != change.kind:
             return False
-        if not self.filters:
+        if not self.filters or (rls and change.kind == "DELETE"):
             return True
         values = change.old if change.kind == "DELETE" else change.new
         if values is None:
@@ -113,15 +115,16 @@ class ChannelSubscription:
     start_lsn: int
     by_relid: dict[int, tuple[LiveBinding, ...]]
 
-    def match(self, change: RowChange) -> tuple[list[int], tuple[str, ...] | None]:
-        """The ids of this channel's bindings that `change` passes, and the `select` columns (None = all)."""
+    def match(self, change: RowChange, *, rls: bool = False) -> tuple[list[int], tuple[str, ...] | None]:
+        """The ids of this channel's bindings that `change` passes, and the `select` columns (None = all).
+        `rls`: the table has row level security (DELETEs then ignore filters)."""
         if change.commit_lsn < self.start_lsn:
             return [], None
         ids: list[int] = []
         selects: set[str] = set()
         everything = False
         for binding in self.by_relid.get(change.relation.relid, ()):
-            if binding.id not in ids and binding.matches(change):
+            if binding.id not in ids and binding.matches(change, rls=rls):
                 ids.append(binding.id)
                 if binding.select is None:
                     everything = True

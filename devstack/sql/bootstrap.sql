@@ -168,3 +168,85 @@ begin
 end
 $$;
 alter publication supabase_realtime owner to postgres;
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- Realtime Broadcast from the database, as a `supabase start` database has it before user migrations run:
+-- `realtime.messages` (the rows Realtime relays to the subscribers of `topic`; RLS on it authorises private
+-- channels), `realtime.topic()`, `realtime.send()` and `realtime.broadcast_changes()`, and the publication the
+-- Realtime server reads the messages through. (Supabase partitions the table by day and drops old partitions;
+-- the devstack keeps one table and its gateway deletes rows older than three days.)
+create table if not exists realtime.messages (
+  topic text not null,
+  extension text not null,
+  payload jsonb,
+  event text,
+  private boolean default false,
+  updated_at timestamp without time zone not null default now(),
+  inserted_at timestamp without time zone not null default now(),
+  id uuid not null default gen_random_uuid(),
+  primary key (id, inserted_at)
+);
+alter table realtime.messages owner to supabase_realtime_admin;
+alter table realtime.messages enable row level security;
+grant supabase_realtime_admin to postgres;
+grant all on realtime.messages to postgres, supabase_realtime_admin;
+grant select, insert, update on realtime.messages to anon, authenticated, service_role;
+
+-- The topic of the channel being authorised (RLS policies on realtime.messages compare it).
+create or replace function realtime.topic() returns text
+language sql stable
+as $$ select nullif(pg_catalog.current_setting('realtime.topic', true), '') $$;
+
+-- Broadcast `payload` as `event` to the subscribers of `topic`. Never fails the caller's transaction: an error
+-- (for example an RLS refusal) becomes a warning, as on Supabase.
+create or replace function realtime.send(payload jsonb, event text, topic text, private boolean default true)
+returns void
+language plpgsql
+as $$
+begin
+  begin
+    perform pg_catalog.set_config('realtime.topic', topic, true);
+    insert into realtime.messages (payload, event, topic, private, extension)
+    values (payload, event, topic, private, 'broadcast');
+  exception when others then
+    raise warning 'ErrorSendingBroadcastMessage: %', sqlerrm;
+  end;
+end
+$$;
+
+-- For row triggers: broadcast {operation, table, schema, record, old_record} to `topic_name` (private).
+create or replace function realtime.broadcast_changes(
+  topic_name text, event_name text, operation text, table_name text, table_schema text,
+  new record, old record, level text default 'ROW'
+) returns void
+language plpgsql
+as $$
+begin
+  if level = 'STATEMENT' then
+    raise exception 'function can only be triggered for each row, not for each statement';
+  end if;
+  if operation not in ('INSERT', 'UPDATE', 'DELETE') then
+    raise exception 'Unexpected operation type: %', operation;
+  end if;
+  perform realtime.send(
+    jsonb_build_object('operation', operation, 'table', table_name, 'schema', table_schema,
+                       'record', to_jsonb(new), 'old_record', to_jsonb(old)),
+    event_name, topic_name);
+end
+$$;
+
+alter function realtime.topic() owner to supabase_realtime_admin;
+alter function realtime.send(jsonb, text, text, boolean) owner to supabase_realtime_admin;
+alter function realtime.broadcast_changes(text, text, text, text, text, record, record, text)
+  owner to supabase_realtime_admin;
+grant execute on function realtime.topic(), realtime.send(jsonb, text, text, boolean),
+  realtime.broadcast_changes(text, text, text, text, text, record, record, text)
+  to postgres, anon, authenticated, service_role;
+
+do $$
+begin
+  if not exists (select 1 from pg_publication where pubname = 'supabase_realtime_messages_publication') then
+    create publication supabase_realtime_messages_publication for table realtime.messages;
+  end if;
+end
+$$;

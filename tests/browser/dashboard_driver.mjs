@@ -128,6 +128,7 @@ try {
     sameDocument: await page.evaluate(() => window.__sameDocument === 'yes'),
     navigations: navigations - navigationsBefore,
     liveState: await page.locator('#live-status').getAttribute('data-state'),
+    transport: await page.evaluate(() => document.body.dataset.realtime ?? null),
     panelErrors: await page.locator('.panel-error').allTextContents(),
     accessibility: { signin: a11ySignin, light: a11y, dark: a11yDark },
     problems,

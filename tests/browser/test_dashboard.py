@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from tests.browser.conftest import ServiceHandle
 from tests.conftest import StackHandle
@@ -138,6 +139,7 @@ def _count(text: str | None) -> int:
     return int(re.sub(r"\D", "", text))
 
 
+@pytest.mark.parametrize("transport", ["postgres_changes", "broadcast"])
 async def test_dashboard_shows_member_workspaces_and_updates_live_without_reload(
     devstack: StackHandle,
     db: asyncpg.Connection,
@@ -146,6 +148,28 @@ async def test_dashboard_shows_member_workspaces_and_updates_live_without_reload
     chromium_path: Path,
     playwright_dir: Path,
     artifacts_dir: Path,
+    transport: str,
+) -> None:
+    """With `broadcast`, the database's opt-in triggers carry the KPI change (the page's postgres_changes channel
+    then leaves client_metrics_daily out), so the emails-sent count moving proves the private topic works."""
+    if transport == "broadcast":
+        await db.execute("select public.set_realtime_broadcast(true)")
+    try:
+        await _dashboard_run(devstack, db, unique_ws, service, chromium_path, playwright_dir, artifacts_dir, transport)
+    finally:
+        if transport == "broadcast":
+            await db.execute("select public.set_realtime_broadcast(false)")
+
+
+async def _dashboard_run(
+    devstack: StackHandle,
+    db: asyncpg.Connection,
+    unique_ws: int,
+    service: ServiceHandle,
+    chromium_path: Path,
+    playwright_dir: Path,
+    artifacts_dir: Path,
+    transport: str,
 ) -> None:
     instance = f"demo-{unique_ws}.bison.test"
     acme = await _seed_workspace(db, instance, unique_ws, "Acme Roofing", 30000, 45, 0)
@@ -236,6 +260,7 @@ async def test_dashboard_shows_member_workspaces_and_updates_live_without_reload
     assert done["newLeadName"] == "Jordan Rivera"
     assert done["sameDocument"] is True and done["navigations"] == 0, "the page reloaded"
     assert done["liveState"] == "live"
+    assert done["transport"] == transport
     assert done["panelErrors"] == []
     assert done["offsite"] == [], "the page fetched something that is not on this machine (a CDN?)"
     # the wrong-password attempt logs one failed request; anything else is a bug

@@ -261,3 +261,37 @@ def test_revoke_user_keeps_the_named_session() -> None:
     other = store.create("v")
     assert store.revoke_user("u", keep=b.id) == 1
     assert store.get(a.id) is None and store.get(b.id) is not None and store.get(other.id) is not None
+
+
+# -- signup (auto-confirm, as `supabase start` configures GoTrue) ---------------------------------------------
+async def test_signup_auto_confirms_and_returns_a_session(devstack: StackHandle) -> None:
+    client = await _client(devstack)
+    email = _email()
+    signed = await client.auth.sign_up({"email": email, "password": PASSWORD, "options": {"data": {"name": "Ada"}}})
+    assert signed.session is not None and signed.user is not None
+    assert signed.user.email == email and signed.user.email_confirmed_at is not None
+    assert signed.user.user_metadata == {"name": "Ada"}
+    claims = jwt.decode(signed.session.access_token, devstack.env.jwt_secret, algorithms=["HS256"],
+                        audience="authenticated")
+    assert claims["sub"] == signed.user.id and claims["role"] == "authenticated"
+    again = await (await _client(devstack)).auth.sign_in_with_password({"email": email, "password": PASSWORD})
+    assert again.user is not None and again.user.id == signed.user.id
+
+
+async def test_signup_errors(devstack: StackHandle) -> None:
+    client = await _client(devstack)
+    email = _email()
+    await client.auth.sign_up({"email": email, "password": PASSWORD})
+    with pytest.raises(AuthApiError) as dup:
+        await client.auth.sign_up({"email": email.upper(), "password": PASSWORD})
+    assert dup.value.status == 422 and dup.value.code == "user_already_exists"
+    with pytest.raises(AuthWeakPasswordError):
+        await client.auth.sign_up({"email": _email(), "password": "123"})
+    async with httpx.AsyncClient(base_url=devstack.env.supabase_url + "/auth/v1") as raw:
+        no_key = await raw.post("/signup", json={"email": _email(), "password": PASSWORD})
+        assert no_key.status_code == 401
+        headers = {"apikey": devstack.env.anon_key}
+        bad = await raw.post("/signup", json={"email": "not-an-email", "password": PASSWORD}, headers=headers)
+        assert bad.status_code == 400 and bad.json()["error_code"] == "validation_failed"
+        missing = await raw.post("/signup", json={"email": _email()}, headers=headers)
+        assert missing.status_code == 422

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from devstack.realtime.broadcast import ChannelConfig, Permissions, TopicRegistry, relay_messages
 from devstack.realtime.filters import (
     CompiledFilter,
     FilterParseError,
@@ -16,7 +18,7 @@ from devstack.realtime.filters import (
     like_to_regex,
     parse_filters,
 )
-from devstack.realtime.pgoutput import PgOutputDecoder, format_commit_time, parse_lsn
+from devstack.realtime.pgoutput import PgOutputDecoder, Relation, RowChange, format_commit_time, parse_lsn
 from devstack.realtime.protocol import ClientFrame, FrameError, decode_frame, encode_frame
 from devstack.realtime.socket import RealtimeConnection
 from devstack.realtime.subscriptions import BindingRequest, binding_id
@@ -220,3 +222,54 @@ async def test_realtime_overflowing_socket_is_closed_not_awaited() -> None:
     conn.send_text("ignored")
     assert conn._queue.qsize() == 1 and conn._queue.get_nowait() is None  # only the close marker is left
     await asyncio.sleep(0)
+
+
+# -- broadcast and presence bookkeeping (no database) ------------------------------------------------------------
+class _Member:
+    def __init__(self, name: str, *, private: bool = False, key: str = "k", self_: bool = False,
+                 read: frozenset[str] = frozenset({"broadcast", "presence"})) -> None:
+        self.name = name
+        self.config = ChannelConfig(broadcast_self=self_, private=private)
+        self.permissions = Permissions(read=read)
+        self.presence_key = key
+        self.presence_on = True
+        self.frames: list[tuple[str, Any]] = []
+
+    def push(self, event: str, payload_json: str, ref: str | None = None) -> None:
+        self.frames.append((event, json.loads(payload_json)))
+
+
+def test_topic_registry_broadcast_presence_and_db_relay() -> None:
+    reg = TopicRegistry()
+    a, b = _Member("room", key="a"), _Member("room", key="b", self_=True)
+    private = _Member("room", private=True, key="p")
+    deaf = _Member("room", private=True, key="d", read=frozenset())
+    for m in (a, b, private, deaf):
+        reg.add(m)
+    assert reg.broadcast(a, ("room", False), '{"type":"broadcast","event":"e","payload":1}') == 1
+    assert a.frames == [] and b.frames == [("broadcast", {"type": "broadcast", "event": "e", "payload": 1})]
+    b.frames.clear()
+    reg.broadcast(b, ("room", False), '{"event":"mine"}')
+    assert b.frames == [("broadcast", {"event": "mine"})]  # self: true
+
+    reg.track(a, {"s": 1})
+    reg.track(a, {"s": 2})
+    joins = [p for e, p in b.frames if e == "presence_diff"]
+    assert joins[0]["joins"]["a"]["metas"][0]["s"] == 1 and joins[0]["leaves"] == {}
+    second = joins[1]
+    assert second["joins"]["a"]["metas"][0]["s"] == 2 and second["leaves"]["a"]["metas"][0]["s"] == 1
+    assert second["joins"]["a"]["metas"][0]["phx_ref_prev"] == second["leaves"]["a"]["metas"][0]["phx_ref"]
+    assert [m["s"] for m in json.loads(reg.state_json(b))["a"]["metas"]] == [2]
+    reg.remove(a)  # leaving untracks
+    assert [e for e, _ in b.frames][-1] == "presence_diff" and json.loads(reg.state_json(b)) == {}
+    assert not any(e == "presence_diff" for e, _ in private.frames)  # another topic (private)
+
+    rel = Relation(1, "realtime", "messages", "d", ())
+    row = {"topic": "room", "extension": "broadcast", "event": "db", "payload": '{"x": [1]}', "private": "t",
+           "id": "00000000-0000-0000-0000-000000000001"}
+    changes = [RowChange("INSERT", rel, row, None, False, 1, 0),
+               RowChange("INSERT", rel, {**row, "extension": "presence"}, None, False, 2, 0)]
+    assert relay_messages(reg, changes) == 1  # to the private channel that may read; not the deaf one
+    assert private.frames[-1] == ("broadcast", {"type": "broadcast", "event": "db", "payload": {"x": [1]},
+                                                "meta": {"id": "00000000-0000-0000-0000-000000000001"}})
+    assert deaf.frames == []

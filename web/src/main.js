@@ -1,5 +1,7 @@
 // The live dashboard: sign in with supabase-js against the project's Supabase (or the devstack), read the
-// member's workspaces through PostgREST (RLS), and keep every panel current from Realtime postgres_changes.
+// member's workspaces through PostgREST (RLS), and keep every panel current from Realtime: postgres_changes, or,
+// when the database broadcasts (`select public.set_realtime_broadcast(true)`), KPI and mailbox changes from each
+// workspace's private broadcast topic `bisonsync:<workspace id>` (membership checked once per join, not per row).
 
 import { createClient } from '@supabase/supabase-js';
 import * as data from './data.js';
@@ -28,12 +30,22 @@ const TABLE_PANELS = {
   provider_performance_history: ['providers'],
   webhook_activity: ['webhooks'],
 };
+/** With database broadcast on, these tables arrive on the per-workspace private topics instead. */
+const BROADCAST_PANELS = {
+  client_metrics_daily: ['kpis'],
+  sender_emails_cache: ['mailboxes'],
+  mailbox_status_history: ['mailboxes'],
+};
 /** How long to gather changes before re-querying (mailbox syncs arrive in bursts of hundreds of rows). */
 const DEBOUNCE_MS = { kpis: 120, leads: 120, webhooks: 250, mailboxes: 1200, providers: 1000 };
 
 const state = {
   sb: null,
   channel: null,
+  /** 'broadcast' when the database broadcasts KPI and mailbox changes, else 'postgres_changes' */
+  transport: 'postgres_changes',
+  /** workspace id -> its private broadcast channel */
+  topics: new Map(),
   mtd: [],
   daily: [],
   mailboxes: [],
@@ -79,6 +91,7 @@ const loaders = {
     state.mtd = mtd;
     renderSummaryKpis($('#summary'), mtd);
     renderWorkspaces($('#workspaces'), mtd, state.daily);
+    syncBroadcastTopics(); // a workspace added to (or removed from) the member changes the topics to join
   },
   async leads() {
     renderLeads($('#leads'), await data.fetchRecentLeads(state.sb), workspaceNames());
@@ -133,9 +146,45 @@ function setLiveStatus(kind, text, detail) {
   el.title = detail ?? '';
 }
 
+async function chooseTransport() {
+  // Members may ask whether the database broadcasts; an older schema without the function means it does not.
+  const { data, error } = await state.sb.rpc('realtime_broadcast_enabled');
+  state.transport = !error && data === true ? 'broadcast' : 'postgres_changes';
+  document.body.dataset.realtime = state.transport;
+}
+
+/** Join the private topic of every workspace the member sees (and leave those no longer shown). */
+function syncBroadcastTopics() {
+  if (state.transport !== 'broadcast' || !state.started) return;
+  const wanted = new Set(state.mtd.map((r) => r.workspace_id));
+  for (const [id, channel] of state.topics) {
+    if (!wanted.has(id)) {
+      state.sb.removeChannel(channel);
+      state.topics.delete(id);
+    }
+  }
+  for (const id of wanted) {
+    if (state.topics.has(id)) continue;
+    const channel = state.sb.channel(`bisonsync:${id}`, { config: { private: true } });
+    for (const table of Object.keys(BROADCAST_PANELS)) {
+      channel.on('broadcast', { event: table }, () => {
+        for (const panel of BROADCAST_PANELS[table]) schedule(panel);
+      });
+    }
+    channel.subscribe((status, err) => {
+      if (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT') {
+        setLiveStatus('reconnecting', 'Reconnecting…', err ? String(err.message ?? err) : status);
+      }
+    });
+    state.topics.set(id, channel);
+  }
+}
+
 function subscribe() {
   let channel = state.sb.channel('bisonsync-dashboard');
+  const viaBroadcast = state.transport === 'broadcast' ? BROADCAST_PANELS : {};
   for (const table of Object.keys(TABLE_PANELS)) {
+    if (table in viaBroadcast) continue;
     channel = channel.on('postgres_changes', { event: '*', schema: 'public', table }, () => {
       for (const panel of TABLE_PANELS[table]) schedule(panel);
     });
@@ -189,8 +238,12 @@ async function startDashboard(session) {
   $('#user-email').textContent = session.user.email ?? '';
   ensureSummary($('#summary'));
   setLiveStatus('connecting', 'Connecting…');
+  // Realtime private channels authorise with the session's token, which the client takes from auth.
+  await state.sb.realtime.setAuth(session.access_token);
+  await chooseTransport();
   subscribe();
   await loadAll();
+  syncBroadcastTopics();
   $('#dashboard-view').setAttribute('aria-busy', 'false');
   let ticks = 0;
   state.ticker = setInterval(() => {
@@ -213,6 +266,8 @@ async function stopDashboard() {
   state.timers.clear();
   if (state.channel) await state.sb.removeChannel(state.channel);
   state.channel = null;
+  for (const channel of state.topics.values()) await state.sb.removeChannel(channel);
+  state.topics.clear();
   setLiveStatus('offline', 'Signed out');
 }
 
