@@ -145,7 +145,7 @@ async def subscribe_all(url: str, keys_and_tokens: list[tuple[str, str | None]],
                 if str(getattr(state, "value", state)) == "SUBSCRIBED":
                     ready.set()
 
-            channel = client.channel(broadcast_topic, params={"config": {  # type: ignore[typeddict-item]
+            channel = client.channel(broadcast_topic, params={"config": {
                 "private": True, "broadcast": {"ack": False, "self": False}, "presence": None}})
             channel.on_broadcast("*", on_message)
             await channel.subscribe(on_state)

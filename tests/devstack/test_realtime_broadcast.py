@@ -156,7 +156,7 @@ async def test_broadcast_ack_and_public_private_isolation(devstack: StackHandle)
             websockets.connect(ws_url(devstack, f"apikey={service}&vsn=1.0.0")) as private:
         await join(sender, "1", {"broadcast": {"ack": True, "self": True}})
         await join(private, "1", {"broadcast": {"self": True}, "private": True})
-        frame = {"topic": f"realtime:{name}", "event": "broadcast", "ref": "2", "join_ref": "1",
+        frame: dict[str, Any] = {"topic": f"realtime:{name}", "event": "broadcast", "ref": "2", "join_ref": "1",
                  "payload": {"type": "broadcast", "event": "hello", "payload": {"x": 1}}}
         await sender.send(json.dumps(frame))
         got = [json.loads(await asyncio.wait_for(sender.recv(), 10)) for _ in range(2)]

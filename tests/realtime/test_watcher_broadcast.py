@@ -111,9 +111,9 @@ async def test_members_receive_their_workspace_changes_by_broadcast(
         ]
         try:
             for name in ("member", "kpis-only"):
-                await _wait(lambda n=name: "live" in _states(seen[n]), f"{name} live")  # type: ignore[misc]
+                await _wait(lambda n=name: "live" in _states(seen[n]), f"{name} live")
             for name in ("member-theirs", "outsider"):
-                await _wait(lambda n=name: "error" in _states(seen[n]), f"{name} refused")  # type: ignore[misc]
+                await _wait(lambda n=name: "error" in _states(seen[n]), f"{name} refused")
             for ws in (mine, theirs):
                 await db.execute("select public.increment_metric($1::uuid, 'emails_sent')", ws)
                 await db.execute("select public.increment_metric($1::uuid, 'replies')", ws)
