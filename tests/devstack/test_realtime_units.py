@@ -265,8 +265,10 @@ def test_topic_registry_broadcast_presence_and_db_relay() -> None:
     assert not any(e == "presence_diff" for e, _ in private.frames)  # another topic (private)
 
     rel = Relation(1, "realtime", "messages", "d", ())
-    row: dict[str, str | None] = {"topic": "room", "extension": "broadcast", "event": "db", "payload": '{"x": [1]}', "private": "t",
-           "id": "00000000-0000-0000-0000-000000000001"}
+    row: dict[str, str | None] = {
+        "topic": "room", "extension": "broadcast", "event": "db", "payload": '{"x": [1]}', "private": "t",
+        "id": "00000000-0000-0000-0000-000000000001",
+    }
     changes = [RowChange("INSERT", rel, row, None, False, 1, 0),
                RowChange("INSERT", rel, {**row, "extension": "presence"}, None, False, 2, 0)]
     assert relay_messages(reg, changes) == 1  # to the private channel that may read; not the deaf one
