@@ -30,14 +30,23 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("SUPABASE_ANON_KEY", None, "anon key (or sb_publishable_ key), given to the dashboard page."),
     SettingSpec("BISONSYNC_WEBHOOK_TOKEN", None, "Global webhook token; per-workspace tokens are stored hashed.", True),
     SettingSpec("BISONSYNC_WEBHOOK_MAX_BYTES", "262144", "Largest webhook body accepted (413 above)."),
-    SettingSpec("BISONSYNC_DEFAULT_INSTANCE", "default", "Instance label when a delivery has no event.instance_url."),
+    SettingSpec(
+        "BISONSYNC_DEFAULT_INSTANCE",
+        "default",
+        "Instance of webhook deliveries when neither BISON_INSTANCE nor BISON_BASE_URL is set (never the payload's).",
+    ),
+    SettingSpec(
+        "BISONSYNC_WEBHOOK_INSTANCES",
+        None,
+        "More instances (hosts, comma-separated) one deployment serves; a delivery names one by `?instance=`.",
+    ),
     SettingSpec("BISONSYNC_HOST", "127.0.0.1", "Address `bisonsync serve` binds."),
     SettingSpec("BISONSYNC_PORT", "8000", "Port `bisonsync serve` binds."),
     SettingSpec("BISONSYNC_DB_POOL_MAX", "10", "Largest asyncpg pool (direct path)."),
     SettingSpec("BISON_BASE_URL", None, "Email Bison instance base URL, e.g. https://bison.example.com."),
     SettingSpec("BISON_API_KEY", None, "Email Bison API key (super-admin or workspace-scoped).", True),
     SettingSpec(
-        "BISON_INSTANCE", None, "Instance label of polled data (must equal the webhooks' instance_url host).",
+        "BISON_INSTANCE", None, "Instance label of polled data and webhooks (default: the host of BISON_BASE_URL).",
     ),
     SettingSpec("BISON_MAX_PAGES", "2000", "Most pages of 15 read per workspace listing (2000 = 30,000 mailboxes)."),
     SettingSpec("BISONSYNC_POLL_INTERVAL_S", "300", "Seconds between scheduled mailbox syncs (0 disables)."),
@@ -63,6 +72,7 @@ class Settings:
     webhook_token: str | None = field(default=None, repr=False)
     webhook_max_bytes: int = 262_144
     default_instance: str = "default"
+    webhook_instances: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8000
     db_pool_max: int = 10
@@ -91,6 +101,9 @@ class Settings:
             webhook_token=get("BISONSYNC_WEBHOOK_TOKEN"),
             webhook_max_bytes=_parse_int("BISONSYNC_WEBHOOK_MAX_BYTES", get("BISONSYNC_WEBHOOK_MAX_BYTES") or ""),
             default_instance=get("BISONSYNC_DEFAULT_INSTANCE") or "default",
+            webhook_instances=tuple(
+                part.strip() for part in (get("BISONSYNC_WEBHOOK_INSTANCES") or "").split(",") if part.strip()
+            ),
             host=get("BISONSYNC_HOST") or "127.0.0.1",
             port=_parse_int("BISONSYNC_PORT", get("BISONSYNC_PORT") or ""),
             db_pool_max=_parse_int("BISONSYNC_DB_POOL_MAX", get("BISONSYNC_DB_POOL_MAX") or ""),
@@ -112,6 +125,15 @@ class Settings:
         if not self.bison_base_url:
             raise SettingsError("BISON_BASE_URL is not set")
         return instance_host(self.bison_base_url)
+
+    def webhook_instance(self) -> str:
+        """The instance every webhook delivery belongs to unless its URL names another: the same key polled data is
+        filed under (`instance_label`), else BISONSYNC_DEFAULT_INSTANCE. Never the payload's `instance_url`."""
+        from bisonsync.events import instance_host
+
+        if self.bison_instance or self.bison_base_url:
+            return self.instance_label()
+        return instance_host(self.default_instance)
 
     def require_store(self) -> None:
         if self.database_url:

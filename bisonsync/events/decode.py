@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from bisonsync.events.canonical import decode_canonical, encode_canonical, storable_text
-from bisonsync.events.dedup import dedup_key
+from bisonsync.events.dedup import dedup_key, legacy_dedup_key
 from bisonsync.events.models import EVENT_TYPES, EventData, EventMeta, KnownEventData, UnknownEvent
 
 
@@ -33,10 +34,14 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     meta: EventMeta
     #: The typed `data` for one of the 17 known types, else an `UnknownEvent`.
     data: EventData
-    #: The Email Bison instance: lower-case host of `event.instance_url`, or the caller's default when absent.
+    #: The Email Bison instance the delivery belongs to: the caller's (from configuration, the webhook URL or the
+    #: token), never the payload's `event.instance_url` (kept on `meta` as information only).
     instance: str
-    #: See `bisonsync.events.dedup`; unique per event occurrence, equal for its retries.
+    #: See `bisonsync.events.dedup`; unique per event occurrence, equal for its retries and re-renderings.
     dedup_key: str
+    #: The key scheme v1 gave this delivery (`bisonsync.events.dedup.legacy_dedup_key`), to recognise retries of
+    #: deliveries recorded before v2.
+    legacy_dedup_key: str
     #: The whole body re-encoded canonically (as `canonical_json` does): every field kept, unknown ones too, with the
     #: values as sent (type, names and ids not normalised; text in NFC).
     payload_json: bytes
@@ -79,15 +84,17 @@ _DATA_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
 }
 
 
-def decode_delivery(body: bytes, *, default_instance: str = "default") -> Delivery:
+def decode_delivery(body: bytes, *, instance: str = "default") -> Delivery:
     """Decode, validate and key one webhook body.
 
-    `default_instance` is the instance to assume when `event.instance_url` is absent or blank (a host or URL; it is
-    normalised like `instance_url`). Unknown event types are not an error. Raises `InvalidDelivery` for malformed
-    JSON, a body that is not an object, a missing or invalid `event`, fields of the wrong type, and a known type
-    whose required sub-objects are missing; raises a plain `ValueError` when `default_instance` is not a host.
+    `instance` is the Email Bison instance the delivery belongs to (a host or URL, normalised by `instance_host`):
+    the caller knows it from configuration, the webhook URL or the token. `event.instance_url` never decides it:
+    real deliveries omit it or carry the vendor's generic host. Unknown event types are not an error. Raises
+    `InvalidDelivery` for malformed JSON, a body that is not an object, a missing or invalid `event`, fields of the
+    wrong type, and a known type whose required sub-objects are missing; raises a plain `ValueError` when
+    `instance` is not a host.
     """
-    default_host = instance_host(default_instance)
+    host = instance_host(instance)
     try:
         envelope = _ENVELOPE_DECODER.decode(body)
         document = decode_canonical(body)
@@ -102,25 +109,34 @@ def decode_delivery(body: bytes, *, default_instance: str = "default") -> Delive
         raise InvalidDelivery(f"body: nested deeper than {MAX_NESTING} levels")
 
     meta = _normalise_meta(envelope.event)
-    if meta.instance_url is None:
-        instance = default_host
-    else:
-        try:
-            instance = instance_host(meta.instance_url)
-        except ValueError:
-            raise InvalidDelivery("`event.instance_url`: not a URL with a valid host") from None
-
     data_value = document.get("data")
     data = _decode_data(meta.type, envelope.data, data_value)
     return Delivery(
         meta=meta,
         data=data,
-        instance=instance,
+        instance=host,
         dedup_key=dedup_key(
-            event_type=meta.type, instance=instance, workspace_id=meta.workspace_id, data=data, data_value=data_value
+            event_type=meta.type, instance=host, workspace_id=meta.workspace_id, data_value=data_value
+        ),
+        legacy_dedup_key=legacy_dedup_key(
+            event_type=meta.type,
+            instance=_legacy_instance(meta.instance_url, host),
+            workspace_id=meta.workspace_id,
+            data=data,
+            data_value=data_value,
         ),
         payload_json=encode_canonical(document),
     )
+
+
+def _legacy_instance(instance_url: str | None, default: str) -> str:
+    """The instance scheme v1 keyed by: the host of `event.instance_url` when it had a valid one, else the default."""
+    if instance_url is None:
+        return default
+    try:
+        return instance_host(instance_url)
+    except ValueError:
+        return default
 
 
 #: Deepest JSON nesting accepted (Email Bison's payloads nest 4 levels). Without a bound, a 2 KB body of nested
@@ -169,16 +185,25 @@ def instance_host(url: str) -> str:
     return host
 
 
+#: Longest workspace name kept (longer ones are cut): names are labels, and an indexed label must stay far below
+#: PostgreSQL's btree row limit (~2.7 KB) whatever a body sends.
+MAX_NAME_CHARS = 200
+
+
 def _normalise_meta(meta: EventMeta) -> EventMeta:
     event_type = storable_text(meta.type).strip().lower()
     if not event_type:
         raise InvalidDelivery("`event.type`: must not be empty")
+    name = _trimmed(meta.workspace_name)
+    if name is not None:
+        # NFC: the same name typed on another system (NFD) must not look like a rename
+        name = unicodedata.normalize("NFC", name)[:MAX_NAME_CHARS].strip()
     return msgspec.structs.replace(
         meta,
         type=event_type,
         name=_trimmed(meta.name),
         instance_url=_trimmed(meta.instance_url),
-        workspace_name=_trimmed(meta.workspace_name),
+        workspace_name=name,
     )
 
 

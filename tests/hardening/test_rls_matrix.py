@@ -98,6 +98,7 @@ RELATIONS: dict[str, Rel] = {
     "sync_run_mailboxes": Rel("table", "workspace", "workspace_id", SERVICE_READS),
     "client_metrics": Rel("view", "workspace", "workspace_id", MEMBER_READS, write=NOBODY),
     "webhook_health": Rel("view", "workspace", "workspace_id", MEMBER_READS, write=NOBODY),
+    "webhook_delivery_log": Rel("view", "workspace", "workspace_id", MEMBER_READS, write=NOBODY, hidden=("payload",)),
     "metric_drift_latest": Rel("view", "workspace", "workspace_id", MEMBER_READS, write=NOBODY),
     "workspace_mailbox_sync": Rel("view", "workspace", "workspace_id", MEMBER_READS, write=NOBODY),
 }
@@ -183,6 +184,8 @@ FUNCTIONS: dict[str, Fn] = {
     "_close_sync_run(uuid,text)": internal(),
     # pure helpers (checks and triggers run them with the writer's privileges)
     "clean_label(text)": Fn(READERS),
+    "workspace_label(text)": Fn(READERS),
+    "mailbox_status_label(text)": Fn(READERS),
     "is_valid_timezone(text)": Fn(READERS),
     "pipeline_stage_rank(text)": Fn(READERS),
     "mailbox_status_wins(timestamp with time zone,text,text,timestamp with time zone,text,text)": Fn(READERS),
@@ -219,7 +222,7 @@ FUNCTIONS: dict[str, Fn] = {
     "upsert_client_lead(uuid,jsonb,text,timestamp with time zone,jsonb,jsonb,jsonb,text)": Fn(SERVICE),
     "apply_mailbox_status(uuid,text,text,timestamp with time zone,bigint)": Fn(SERVICE),
     "snapshot_provider_performance(date)": Fn(SERVICE),
-    "ingest_delivery(text,text,bigint,text,text,jsonb,timestamp with time zone,numeric,text)": Fn(SERVICE),
+    "ingest_delivery(text,text,bigint,text,text,jsonb,timestamp with time zone,numeric,text,text[])": Fn(SERVICE),
     # nulls would record a failed delivery: an instance the workspaces check refuses makes the probe write nothing
     "record_failed_delivery(text,text,bigint,text,text,jsonb,text,timestamp with time zone,numeric)": Fn(
         SERVICE, args=lambda s: {"p_dedup_key": None, "p_instance": "rls/probe", "p_bison_workspace_id": 1,

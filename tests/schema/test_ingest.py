@@ -419,11 +419,14 @@ async def test_per_workspace_token_is_checked_in_the_same_call(conn: asyncpg.Con
     ws = await conn.fetchval("select public.upsert_workspace($1, $2, 'Client A')", TEST_INSTANCE, unique_ws)
     await conn.execute("select public.set_webhook_token($1, $2)", ws, good)
     res = await call(f"t1-{unique_ws}", bad)
-    assert (res["status"], res["workspace_id"]) == ("rejected", str(ws))
+    assert res == {"status": "rejected", "error": "invalid webhook token"}  # nothing about the workspace
     res = await call(f"t1-{unique_ws}", good)  # the same key is not burnt by the rejected attempt
     assert res["status"] == "applied" and res["lead_action"] == "created" and res["lead_id"]
     dup = await call(f"t1-{unique_ws}", good)
     assert (dup["status"], dup["lead_id"]) == ("duplicate", res["lead_id"])
     assert (await counters(conn, unique_ws))["interested"] == 1
     statuses = [(r["status"], r["payload"] is None) for r in await ledger(conn, unique_ws)]
-    assert statuses == [("rejected", True), ("rejected", True), ("applied", False), ("duplicate", True)]
+    # refusals wrote nothing: no ledger row, no activity
+    assert statuses == [("applied", False), ("duplicate", True)]
+    activity = await conn.fetchval("select deliveries_total from public.webhook_activity where workspace_id = $1", ws)
+    assert activity == 2
