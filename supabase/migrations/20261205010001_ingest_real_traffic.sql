@@ -638,6 +638,29 @@ comment on view public.webhook_health is
   'last_webhook_at, webhook_count_24h and last_error_message carry the predecessor''s names. security_invoker: '
   'RLS of the caller applies.';
 
+-- A ledger row's payload for whoever may read the ledger's payload column (service_role, the owner), else null.
+-- The view below calls it instead of naming the column: a security_invoker view is checked for every base column
+-- it names, so naming payload would refuse members the whole view, not just that column. The effective role is
+-- the `role` setting (SET ROLE, as PostgREST does), else the session user; a caller cannot raise either.
+create or replace function public.webhook_delivery_payload(p_delivery_id bigint)
+returns jsonb
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select d.payload
+  from public.webhook_deliveries d
+  where d.id = p_delivery_id
+    and pg_catalog.has_column_privilege(
+          case when pg_catalog.current_setting('role') = 'none' then session_user::text
+               else pg_catalog.current_setting('role') end,
+          'public.webhook_deliveries', 'payload', 'SELECT')
+$$;
+
+revoke all on function public.webhook_delivery_payload(bigint) from public, anon;
+grant execute on function public.webhook_delivery_payload(bigint) to authenticated, service_role;
+
 -- The predecessor's delivery log, as a view over the ledger (one row per delivery).
 create or replace view public.webhook_delivery_log
 with (security_invoker = true)
@@ -646,7 +669,7 @@ select
   d.id,
   d.event_type,
   w.name as workspace_name,
-  d.payload,
+  public.webhook_delivery_payload(d.id) as payload,
   round(d.processing_ms)::integer as processing_time_ms,
   d.status in ('applied', 'ignored', 'duplicate') as success,
   d.error as error_message,

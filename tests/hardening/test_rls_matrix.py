@@ -163,6 +163,8 @@ FUNCTIONS: dict[str, Fn] = {
     "_client_leads_guard()": internal(),
     "_sender_emails_cache_normalize()": internal(),
     "_ensure_workspace(text,bigint,text)": internal(),
+    "_custom_variables_array(jsonb)": internal(),
+    "_ledger_event_type(text)": internal(),
     "_rename_workspace(uuid,text)": internal(),
     "_workspace_id_by_name(text)": internal(),
     "_metric_column(text)": internal(),
@@ -186,6 +188,8 @@ FUNCTIONS: dict[str, Fn] = {
     "clean_label(text)": Fn(READERS),
     "workspace_label(text)": Fn(READERS),
     "mailbox_status_label(text)": Fn(READERS),
+    # the payload only for roles that may read webhook_deliveries.payload (null for members)
+    "webhook_delivery_payload(bigint)": Fn(READERS),
     "is_valid_timezone(text)": Fn(READERS),
     "pipeline_stage_rank(text)": Fn(READERS),
     "mailbox_status_wins(timestamp with time zone,text,text,timestamp with time zone,text,text)": Fn(READERS),

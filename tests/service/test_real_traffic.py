@@ -262,6 +262,11 @@ async def test_the_seeds_monitoring_queries_run_unchanged(
         "where w.bison_workspace_id = $1 and (d.processing_ms is null or d.processing_ms <= 0)",
         unique_ws,
     ) == 0
+    # the owner (and service_role) read the payload through the view; members get every other column
+    payloads = await db.fetch(
+        "select payload from webhook_delivery_log where workspace_name = $1 and status <> 'duplicate'", name
+    )
+    assert len(payloads) == 3 and all(p["payload"] is not None for p in payloads)
     health = {r["workspace_name"]: r for r in await db.fetch(SEED_HEALTH_QUERY)}
     mine = health[name]
     assert (mine["webhook_count_24h"], mine["success_rate_24h"], mine["is_healthy"]) == (4, 100, True)
@@ -275,6 +280,7 @@ async def test_the_seeds_monitoring_queries_run_unchanged(
     finally:
         await reader.close()
     assert len(log_rows) == 4 and all(r["processing_time_ms"] is not None for r in log_rows)
+    assert sum(r["payload"] is not None for r in log_rows) == 3  # the repeat keeps no copy
     assert health_rows[0]["webhook_count_24h"] == 4
 
 
