@@ -78,7 +78,8 @@ class UnknownInstance(ValueError):
 
 class WebhookIngestor:
     """`instance`: the Email Bison instance every delivery belongs to (the host of BISON_BASE_URL, BISON_INSTANCE,
-    or BISONSYNC_DEFAULT_INSTANCE); `instances`: further instances the webhook URL may name (`?instance=`)."""
+    or BISONSYNC_DEFAULT_INSTANCE); `instances`: further instances the webhook URL may name (`?instance=`), hosts or
+    `*.domain` for any host under a domain."""
 
     def __init__(
         self,
@@ -91,7 +92,10 @@ class WebhookIngestor:
         self.store = store
         self.global_token = global_token
         self.instance = instance_host(instance)
-        self.instances = frozenset({self.instance, *(instance_host(i) for i in instances)})
+        listed = [i.strip() for i in instances if i.strip()]
+        self.instances = frozenset({self.instance, *(instance_host(i) for i in listed if not i.startswith("*."))})
+        #: `*.example.com` entries: any host under that domain
+        self.instance_domains = tuple("." + instance_host(i[2:]) for i in listed if i.startswith("*."))
         self._tokens: dict[str, tuple[float, PinnedWorkspace | None]] = {}
 
     # --- authentication --------------------------------------------------------------------------------------
@@ -129,7 +133,7 @@ class WebhookIngestor:
             host = instance_host(instance[:300])
         except ValueError:
             raise UnknownInstance("unknown instance") from None
-        if host not in self.instances:
+        if host not in self.instances and not host.endswith(self.instance_domains or ("\x00",)):
             raise UnknownInstance("unknown instance")
         return host
 

@@ -38,7 +38,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "BISONSYNC_WEBHOOK_INSTANCES",
         None,
-        "More instances (hosts, comma-separated) one deployment serves; a delivery names one by `?instance=`.",
+        "More instances one deployment serves (hosts or `*.domain`, comma-separated); a webhook URL names one by "
+        "`?instance=`.",
     ),
     SettingSpec("BISONSYNC_HOST", "127.0.0.1", "Address `bisonsync serve` binds."),
     SettingSpec("BISONSYNC_PORT", "8000", "Port `bisonsync serve` binds."),

@@ -191,3 +191,19 @@ async def test_over_long_values_never_give_5xx_and_keep_the_payload(
     assert first["status"] in ("applied", "failed")
     name = await db.fetchval("select name from public.workspaces where bison_workspace_id = $1", unique_ws)
     assert len(name) <= 200
+
+
+def test_the_webhook_url_may_name_only_configured_instances() -> None:
+    from typing import cast
+
+    from bisonsync.ingest import UnknownInstance, WebhookIngestor
+
+    ingestor = WebhookIngestor(cast(Store, None), global_token=TOKEN, instance="Bison.Example.com",
+                               instances=["https://second.example.com/", "*.bench.invalid", " "])
+    assert ingestor._url_instance(None) is None and ingestor._url_instance("  ") is None
+    assert ingestor._url_instance("BISON.example.com") == "bison.example.com"
+    assert ingestor._url_instance("second.example.com") == "second.example.com"
+    assert ingestor._url_instance("run-1.bench.invalid") == "run-1.bench.invalid"
+    for refused in ("bench.invalid", "evil-bench.invalid", "third.example.com", "not a host", "x" * 5000):
+        with pytest.raises(UnknownInstance):
+            ingestor._url_instance(refused)
