@@ -219,12 +219,31 @@ def _decode_data(event_type: str, raw: msgspec.Raw, value: Any) -> EventData:
         # absent or null `data` reads as {}: fine for types that need nothing, a "required" error for the others
         data: KnownEventData = _DATA_DECODERS[event_type].decode(b"{}" if value is None else raw)
     except msgspec.ValidationError as exc:
-        raise InvalidDelivery(_describe_validation_error(exc, "data", cls)) from None
+        data = _decode_without_bad_parts(cls, value, exc)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # pragma: no cover - the envelope decode saw it first
         raise InvalidDelivery(f"invalid JSON in `data`: {exc}") from None
     for name in cls.required:
         _require_identity(getattr(data, name), name, event_type)
     return data
+
+
+def _decode_without_bad_parts(cls: type[KnownEventData], value: Any, exc: msgspec.ValidationError) -> Any:
+    """A part the type does not require, in a shape we do not expect (`campaign.id: true`, a `scheduled_email`
+    field of another type), must not cost the delivery: it is left out of the typed `data` (the payload keeps it
+    whole, and the database reads what it needs from there). A required part in a bad shape is an error."""
+    remaining = dict(value) if isinstance(value, dict) else None
+    for _ in range(len(remaining or ()) + 1):
+        located = _LOCATED.fullmatch(str(exc))
+        path = (located["path"] if located else None) or ""
+        part = re.split(r"[.\[]", path.lstrip("."), maxsplit=1)[0]
+        if remaining is None or not part or part in cls.required or part not in remaining:
+            raise InvalidDelivery(_describe_validation_error(exc, "data", cls)) from None
+        del remaining[part]
+        try:
+            return msgspec.convert(remaining, cls, strict=False)
+        except msgspec.ValidationError as again:
+            exc = again
+    raise InvalidDelivery(_describe_validation_error(exc, "data", cls))  # pragma: no cover - the loop is bounded
 
 
 def _require_identity(sub: Any, name: str, event_type: str) -> None:
