@@ -96,6 +96,12 @@ def _lead_interested_data() -> Schema:
         Schema(required=["id"], properties={"id": BISON_ID}),
         Schema(required=["email"], properties={"email": Schema(type=OpenAPIType.STRING, pattern=_NOT_BLANK)}),
     ]
+    # a part the type does not require is left out of the typed data when it has another shape (never refused)
+    for name, part in list(data.properties.items()):
+        if name not in LeadInterested.required and isinstance(part, Schema):
+            data.properties[name] = Schema(description=(
+                f"Optional `{name}` object (see docs/events.md); any value is accepted: a shape the decoder cannot "
+                "type is kept in the payload and left out of the typed data"))
     return data
 
 
