@@ -79,7 +79,8 @@ class UnknownInstance(ValueError):
 class WebhookIngestor:
     """`instance`: the Email Bison instance every delivery belongs to (the host of BISON_BASE_URL, BISON_INSTANCE,
     or BISONSYNC_DEFAULT_INSTANCE); `instances`: further instances the webhook URL may name (`?instance=`), hosts or
-    `*.domain` for any host under a domain."""
+    `*.domain` for any host under a domain; `legacy_instance`: the instance dedup scheme v1 gave bodies without
+    `instance_url` (BISONSYNC_DEFAULT_INSTANCE), so their v1 keys are recomputed exactly."""
 
     def __init__(
         self,
@@ -88,10 +89,13 @@ class WebhookIngestor:
         global_token: str | None,
         instance: str = "default",
         instances: Iterable[str] = (),
+        legacy_instance: str | None = None,
     ) -> None:
         self.store = store
         self.global_token = global_token
         self.instance = instance_host(instance)
+        #: what dedup scheme v1 assumed when a body had no instance_url (BISONSYNC_DEFAULT_INSTANCE)
+        self.legacy_instance = instance_host(legacy_instance) if legacy_instance is not None else None
         listed = [i.strip() for i in instances if i.strip()]
         self.instances = frozenset({self.instance, *(instance_host(i) for i in listed if not i.startswith("*."))})
         #: `*.example.com` entries: any host under that domain
@@ -189,7 +193,7 @@ class WebhookIngestor:
         tenant_instance = pinned.instance if pinned is not None else (named or self.instance)
 
         try:
-            delivery = decode_delivery(body, instance=tenant_instance)
+            delivery = decode_delivery(body, instance=tenant_instance, legacy_instance=self.legacy_instance)
         except InvalidDelivery as exc:
             return Verdict(400, {"error": str(exc)}, "unknown", "invalid")
         if pinned is not None and delivery.workspace_id != pinned.bison_workspace_id:

@@ -224,6 +224,7 @@ def create_app(
                 global_token=settings.webhook_token,
                 instance=settings.webhook_instance(),
                 instances=settings.webhook_instances,
+                legacy_instance=settings.default_instance,
             ),
             metrics=ServiceMetrics(),
         )

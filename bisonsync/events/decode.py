@@ -84,7 +84,7 @@ _DATA_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
 }
 
 
-def decode_delivery(body: bytes, *, instance: str = "default") -> Delivery:
+def decode_delivery(body: bytes, *, instance: str = "default", legacy_instance: str | None = None) -> Delivery:
     """Decode, validate and key one webhook body.
 
     `instance` is the Email Bison instance the delivery belongs to (a host or URL, normalised by `instance_host`):
@@ -92,9 +92,11 @@ def decode_delivery(body: bytes, *, instance: str = "default") -> Delivery:
     real deliveries omit it or carry the vendor's generic host. Unknown event types are not an error. Raises
     `InvalidDelivery` for malformed JSON, a body that is not an object, a missing or invalid `event`, fields of the
     wrong type, and a known type whose required sub-objects are missing; raises a plain `ValueError` when
-    `instance` is not a host.
+    `instance` is not a host. `legacy_instance` is what scheme v1 assumed for a body without `instance_url` (the
+    earlier BISONSYNC_DEFAULT_INSTANCE; default: `instance`), for `Delivery.legacy_dedup_key`.
     """
     host = instance_host(instance)
+    legacy_default = instance_host(legacy_instance) if legacy_instance is not None else host
     try:
         envelope = _ENVELOPE_DECODER.decode(body)
         document = decode_canonical(body)
@@ -120,7 +122,7 @@ def decode_delivery(body: bytes, *, instance: str = "default") -> Delivery:
         ),
         legacy_dedup_key=legacy_dedup_key(
             event_type=meta.type,
-            instance=_legacy_instance(meta.instance_url, host),
+            instance=_legacy_instance(meta.instance_url, legacy_default),
             workspace_id=meta.workspace_id,
             data=data,
             data_value=data_value,

@@ -236,3 +236,14 @@ def test_the_v1_key_is_what_v1_gave(name: str, v1_key: str) -> None:
     delivery = decode_delivery(fixture_bytes(name), instance="configured.example.com")
     assert delivery.legacy_dedup_key == v1_key
     assert delivery.dedup_key.startswith("v2:") and delivery.dedup_key != v1_key
+
+
+def test_the_v1_key_of_a_body_without_instance_url_uses_the_old_default() -> None:
+    """v1 filed bodies without instance_url under BISONSYNC_DEFAULT_INSTANCE, whatever BISON_BASE_URL said; the
+    value below was computed by the previous release for this body."""
+    body = fixture_bytes("email_sent")
+    delivery = decode_delivery(body, instance="bison.example.com", legacy_instance="default")
+    assert delivery.legacy_dedup_key == (
+        "v1:email_sent:default:42:ca349f1d176693da56cc5fddec990091b9bae1ea9f9f0ca35f595bfe5cf58f81"
+    )
+    assert delivery.instance == "bison.example.com"
