@@ -18,7 +18,23 @@ import msgspec
 
 from bisonsync.events.canonical import decode_canonical, encode_canonical, storable_text
 from bisonsync.events.dedup import dedup_key, legacy_dedup_key
-from bisonsync.events.models import EVENT_TYPES, EventData, EventMeta, KnownEventData, UnknownEvent
+from bisonsync.events.models import (
+    EVENT_TYPES,
+    EventData,
+    EventMeta,
+    KnownEventData,
+    Lead,
+    Reply,
+    SenderEmail,
+    UnknownEvent,
+)
+
+#: the identity fields of the parts a type can require: a bad value there is an error, never dropped
+_IDENTITY_FIELDS: dict[str, tuple[str, ...]] = {
+    "lead": Lead.identity_fields,
+    "reply": Reply.identity_fields,
+    "sender_email": SenderEmail.identity_fields,
+}
 
 
 class InvalidDelivery(ValueError):
@@ -230,22 +246,32 @@ def _decode_data(event_type: str, raw: msgspec.Raw, value: Any) -> EventData:
 
 
 def _decode_without_bad_parts(cls: type[KnownEventData], value: Any, exc: msgspec.ValidationError) -> Any:
-    """A part the type does not require, in a shape we do not expect (`campaign.id: true`, a `scheduled_email`
-    field of another type), must not cost the delivery: it is left out of the typed `data` (the payload keeps it
-    whole, and the database reads what it needs from there). A required part in a bad shape is an error."""
-    remaining = dict(value) if isinstance(value, dict) else None
-    for _ in range(len(remaining or ()) + 1):
+    """A value we cannot type must not cost the delivery when the handler can do without it: a part the type does
+    not require (`campaign.id: true`, a `scheduled_email` of another shape) is left out of the typed `data`, and so
+    is a field of a required part that is not one of its identity fields (`reply.to` as a string). The payload keeps
+    everything; the database reads what it needs from there. A missing required part, or a required part whose
+    identity field (`lead.id`, `reply.uuid`, ...) has a bad value, is an error."""
+    if not isinstance(value, dict):
+        raise InvalidDelivery(_describe_validation_error(exc, "data", cls)) from None
+    remaining = dict(value)
+    for _ in range(64):
         located = _LOCATED.fullmatch(str(exc))
-        path = (located["path"] if located else None) or ""
-        part = re.split(r"[.\[]", path.lstrip("."), maxsplit=1)[0]
-        if remaining is None or not part or part in cls.required or part not in remaining:
-            raise InvalidDelivery(_describe_validation_error(exc, "data", cls)) from None
-        del remaining[part]
+        segments = re.findall(r"[^.\[\]]+", (located["path"] if located else None) or "")
+        part = segments[0] if segments else ""
+        if part not in remaining:
+            break
+        if part not in cls.required:
+            del remaining[part]
+        else:
+            sub, field = remaining[part], segments[1] if len(segments) > 1 else ""
+            if not isinstance(sub, dict) or field not in sub or field in _IDENTITY_FIELDS.get(part, ()):
+                break
+            remaining[part] = {k: v for k, v in sub.items() if k != field}
         try:
             return msgspec.convert(remaining, cls, strict=False)
         except msgspec.ValidationError as again:
             exc = again
-    raise InvalidDelivery(_describe_validation_error(exc, "data", cls))  # pragma: no cover - the loop is bounded
+    raise InvalidDelivery(_describe_validation_error(exc, "data", cls)) from None
 
 
 def _require_identity(sub: Any, name: str, event_type: str) -> None:

@@ -94,7 +94,11 @@ class Reply(_Model, frozen=True, kw_only=True):
     """`data.reply`: an inbound reply, or for manual_email_sent the outbound message."""
 
     id: BisonId | None = None
-    uuid: str | None = None
+    # not always a UUID; a number is read as its decimal text (declared twice, as custom_variables is)
+    if TYPE_CHECKING:
+        uuid: str | None = None
+    else:
+        uuid: str | int | None = None
     date_received: str | None = None
     from_name: str | None = None
     from_email_address: str | None = None
@@ -119,6 +123,9 @@ class Reply(_Model, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if self.to is None:
             msgspec.structs.force_setattr(self, "to", ())
+        uuid: Any = self.uuid
+        if isinstance(uuid, int) and not isinstance(uuid, bool):
+            msgspec.structs.force_setattr(self, "uuid", str(uuid))
 
     @property
     def plain_text(self) -> str | None:
