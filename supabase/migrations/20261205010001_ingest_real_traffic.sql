@@ -388,7 +388,7 @@ revoke all on function public._ledger_event_type(text) from public, anon, authen
 
 drop function if exists public.ingest_delivery(text, text, bigint, text, text, jsonb, timestamptz, numeric, text);
 
-create function public.ingest_delivery(
+create or replace function public.ingest_delivery(
   p_dedup_key text,
   p_instance text,
   p_bison_workspace_id bigint,
