@@ -15,7 +15,7 @@ import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Parameter, RequestBody, Schema
 
-from bisonsync.events import LeadInterested
+from bisonsync.events import Lead, LeadInterested
 
 _MAX_ID = 2**63 - 1
 
@@ -96,6 +96,12 @@ def _lead_interested_data() -> Schema:
         Schema(required=["id"], properties={"id": BISON_ID}),
         Schema(required=["email"], properties={"email": Schema(type=OpenAPIType.STRING, pattern=_NOT_BLANK)}),
     ]
+    # a field of the lead other than its identity, in an unexpected shape, is left out of the typed data (never
+    # refused): any value is accepted there
+    if lead.properties:
+        for name in list(lead.properties):
+            if name not in Lead.identity_fields:
+                lead.properties[name] = Schema(description=f"`{name}` as Email Bison sends it (any value accepted)")
     # a part the type does not require is left out of the typed data when it has another shape (never refused)
     for name, part in list(data.properties.items()):
         if name not in LeadInterested.required and isinstance(part, Schema):
