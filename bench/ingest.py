@@ -14,8 +14,9 @@ What it does, on a private devstack (PostgreSQL + gateway on free loopback ports
    starts `bisonsync serve` as a subprocess (its RSS and CPU read from /proc) and runs an open-loop load at fixed
    offered rates (latency from each request's scheduled time, so a stalled server cannot hide its queue), then a
    closed-loop saturation run.
-4. Every run uses its own instance host (`event.instance_url`), so it has its own workspaces and dedup keys (the
-   ledger of an earlier run cannot make a later one look faster). After each run it checks exactly-once: the sum
+4. Every run uses its own instance (`?instance=<run>.bench.invalid` in the webhook URL; the service is started with
+   `BISONSYNC_WEBHOOK_INSTANCES=*.bench.invalid`), so it has its own workspaces and dedup keys (the ledger of an
+   earlier run cannot make a later one look faster). After each run it checks exactly-once: the sum
    of `client_metrics_daily` per counter equals the number of distinct counted events answered 2xx, the ledger
    holds one row per delivery, and one first delivery (`applied`/`ignored`) per distinct dedup key.
 
@@ -32,7 +33,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
@@ -74,7 +75,6 @@ from devstack.simulator import SimulatedBison, WebhookFirer
 BENCH = "ingest"
 TOKEN = "bench-webhook-token"
 TEMPLATE_HOST = "bench.invalid"
-TEMPLATE_FIELD = b'"instance_url":"https://bench.invalid"'
 #: event type -> the client_metrics_daily counter its first delivery increments (docs/schema.md §3)
 METRIC_OF = {
     "email_sent": "emails_sent",
@@ -98,7 +98,7 @@ INGEST_SQL = (
 
 @dataclass
 class Corpus:
-    """Pre-generated deliveries. `bodies` are templates whose instance host a run replaces with its own."""
+    """Pre-generated deliveries; each run sends them to its own instance (the webhook URL names it)."""
 
     bodies: list[bytes]
     types: list[str]
@@ -118,8 +118,6 @@ class Corpus:
         workspaces: dict[int, str] = {}
         for delivery in islice(firer.deliveries(), count):
             body = delivery.body
-            if body.count(TEMPLATE_FIELD) != 1:
-                raise RuntimeError("simulator body without exactly one instance_url field")
             decoded = decode_delivery(body)
             key = decoded.dedup_key
             workspaces[decoded.workspace_id] = decoded.workspace_name or f"Workspace {decoded.workspace_id}"
@@ -130,10 +128,9 @@ class Corpus:
         return cls(bodies, types, key_ids, dups, workspaces)
 
     def for_run(self, tag: str) -> tuple[str, list[bytes]]:
-        """The bodies with instance host `<tag>.bench.invalid`: new workspaces and new dedup keys for this run."""
-        host = f"{tag}.{TEMPLATE_HOST}"
-        field_ = b'"instance_url":"https://' + host.encode() + b'"'
-        return host, [b.replace(TEMPLATE_FIELD, field_) for b in self.bodies]
+        """The run's instance `<tag>.bench.invalid` (new workspaces and new dedup keys for this run) and the bodies
+        (the instance is named by the webhook URL, never by a body)."""
+        return f"{tag}.{TEMPLATE_HOST}", self.bodies
 
     async def register_workspaces(self, conn: asyncpg.Connection, host: str) -> None:
         """Create the run's workspaces before the clock starts. Production workspaces are long-lived; creating one
@@ -323,7 +320,7 @@ class RawSql:
         self.conns = [await asyncpg.connect(self.stack.dsn) for _ in range(self.concurrency)]
         host, bodies = self.corpus.for_run("raw-warmup")
         await self.corpus.register_workspaces(self.check_conn, host)
-        warm = [_ingest_args(b) for b in bodies[: 40 * self.concurrency]]
+        warm = [_ingest_args(b, host) for b in bodies[: 40 * self.concurrency]]
         # plans are cached per backend: warm every connection on another instance first
         n = self.concurrency
         await asyncio.gather(*(_call_loop(c, warm, iter(range(i, len(warm), n)), None, 1e18)
@@ -337,7 +334,7 @@ class RawSql:
     async def segment(self, tag: str, duration_s: float) -> Segment:
         host, bodies = self.corpus.for_run(tag)
         await self.corpus.register_workspaces(self.check_conn, host)
-        args = [_ingest_args(b) for b in bodies]  # decoded and keyed before the clock starts
+        args = [_ingest_args(b, host) for b in bodies]  # decoded and keyed before the clock starts
         result = LoadResult("closed", 0.0, self.concurrency)
         meter = cpu_meter(self.stack, None)
         meter.start()
@@ -349,8 +346,8 @@ class RawSql:
         return Segment(result, cpu, 0, await check_exactly_once(self.check_conn, self.corpus, host, result))
 
 
-def _ingest_args(body: bytes) -> tuple[Any, ...]:
-    d = decode_delivery(body)
+def _ingest_args(body: bytes, host: str) -> tuple[Any, ...]:
+    d = decode_delivery(body, instance=host)
     return (d.dedup_key, d.instance, d.workspace_id, d.workspace_name, d.event_type, d.payload_json.decode())
 
 
@@ -377,13 +374,15 @@ class ServiceLoad:
                  opts: argparse.Namespace) -> None:
         self.stack, self.service, self.corpus, self.check_conn, self.opts = stack, service, corpus, check_conn, opts
 
-    def connect(self) -> Connection:
-        return Connection(self.service.port, "/webhooks/bison", {"X-Bisonsync-Token": TOKEN}, self.opts.timeout)
+    def connect_to(self, host: str) -> Callable[[], Connection]:
+        """Connections posting to the webhook URL of instance `host`."""
+        path = f"/webhooks/bison?instance={host}"
+        return lambda: Connection(self.service.port, path, {"X-Bisonsync-Token": TOKEN}, self.opts.timeout)
 
     async def warm_up(self, tag: str) -> None:
         host, bodies = self.corpus.for_run(tag)
         await self.corpus.register_workspaces(self.check_conn, host)
-        await closed_loop(self.connect, bodies, self.opts.concurrency, self.opts.warmup)
+        await closed_loop(self.connect_to(host), bodies, self.opts.concurrency, self.opts.warmup)
 
     async def segment(self, tag: str, rate: float | None, duration_s: float, profile: Path | None = None) -> Segment:
         host, bodies = self.corpus.for_run(tag)
@@ -393,9 +392,9 @@ class ServiceLoad:
         with RssSampler(self.service.pid) as rss, \
                 (recording(self.service.pid, profile) if profile else contextlib.nullcontext()):
             if rate is None:
-                result = await closed_loop(self.connect, bodies, self.opts.concurrency, duration_s)
+                result = await closed_loop(self.connect_to(host), bodies, self.opts.concurrency, duration_s)
             else:
-                result = await open_loop(self.connect, bodies, rate, duration_s, self.opts.connections,
+                result = await open_loop(self.connect_to(host), bodies, rate, duration_s, self.opts.connections,
                                          self.opts.drain)
         cpu = meter.stop()
         return Segment(result, cpu, rss.peak_kb, await check_exactly_once(self.check_conn, self.corpus, host, result))
@@ -418,8 +417,9 @@ async def run_store(stack: Stack, store: str, corpus: Corpus, check_conn: asyncp
     (A/B/A/B...) when `raw_segments` should be filled, so both see the same neighbours on a shared machine."""
     reports: list[RunReport] = []
     profile_text: str | None = None
+    service_env = {"BISONSYNC_WEBHOOK_INSTANCES": f"*.{TEMPLATE_HOST}", **opts.service_env}
     async with running_service(stack, store, TOKEN, log_level=opts.log_level,
-                               extra_env=opts.service_env) as service:
+                               extra_env=service_env) as service:
         load = ServiceLoad(stack, service, corpus, check_conn, opts)
         await load.warm_up(f"{store}-warmup")
         idle_rss = rss_kb(service.pid)

@@ -1,5 +1,16 @@
 """Webhook ingestion policy, independent of HTTP: authenticate, decode, one store call, an honest verdict.
 
+Order of work, and why:
+
+1. **Authenticate first**, from the token alone, before the body is parsed: a request that cannot prove it may
+   write is answered 401 and writes nothing (no ledger row, no activity, no workspace); it is counted by the
+   caller's metrics and one bounded log line. The global token is compared in constant time; a per-workspace token
+   is hashed (sha256) and looked up (cached briefly), and pins its workspace.
+2. **The instance comes from configuration** (or from the webhook URL, among the configured instances; or from the
+   pinned workspace), never from the body's `event.instance_url`.
+3. Decode, then one store call that records and applies the delivery in one transaction (and re-checks a
+   per-workspace token there, so a revoked token writes nothing even while cached).
+
 The service maps `Verdict.http_status` and `Verdict.body` onto the wire; a CLI or a test can call
 `WebhookIngestor.handle` directly with the raw body.
 """
@@ -10,15 +21,24 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bisonsync.events import InvalidDelivery, decode_delivery
+import msgspec
+
+from bisonsync.events import EVENT_TYPES, InvalidDelivery, decode_delivery, instance_host
 from bisonsync.store import IngestRequest, Store, StoreError, StoreInvalidInput, StoreUnavailable
 from bisonsync.store import api as store_api
 
 log = logging.getLogger("bisonsync.ingest")
+
+#: How long a per-workspace token lookup is reused (seconds): found / not found. The ingest call re-checks the
+#: token in SQL, so a cached "found" never lets a revoked token write.
+TOKEN_CACHE_TTL_S = 30.0
+TOKEN_MISS_TTL_S = 5.0
+TOKEN_CACHE_SIZE = 4096
 
 
 def hash_token(token: str) -> str:
@@ -26,10 +46,16 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def event_type_label(event_type: str | None) -> str:
+    """A metrics-safe label: the type if it is in the catalogue, else `unknown` (labels never come from a body)."""
+    return event_type if event_type is not None and event_type in EVENT_TYPES else "unknown"
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     http_status: int
     body: dict[str, Any]
+    #: the catalogue type, or `unknown` (safe as a metrics label)
     event_type: str = "unknown"
     #: applied | duplicate | ignored | rejected | invalid | unavailable | failed
     outcome: str = "failed"
@@ -37,44 +63,145 @@ class Verdict:
     workspace_name: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PinnedWorkspace:
+    """What a per-workspace token proves: deliveries for this one workspace."""
+
+    workspace_id: str
+    instance: str
+    bison_workspace_id: int
+
+
+class UnknownInstance(ValueError):
+    """The webhook URL named an instance this deployment does not serve."""
+
+
 class WebhookIngestor:
-    def __init__(self, store: Store, *, global_token: str | None, default_instance: str = "default") -> None:
+    """`instance`: the Email Bison instance every delivery belongs to (the host of BISON_BASE_URL, BISON_INSTANCE,
+    or BISONSYNC_DEFAULT_INSTANCE); `instances`: further instances the webhook URL may name (`?instance=`), hosts or
+    `*.domain` for any host under a domain; `legacy_instance`: the instance dedup scheme v1 gave bodies without
+    `instance_url` (BISONSYNC_DEFAULT_INSTANCE), so their v1 keys are recomputed exactly."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        global_token: str | None,
+        instance: str = "default",
+        instances: Iterable[str] = (),
+        legacy_instance: str | None = None,
+    ) -> None:
         self.store = store
         self.global_token = global_token
-        self.default_instance = default_instance
+        self.instance = instance_host(instance)
+        #: what dedup scheme v1 assumed when a body had no instance_url (BISONSYNC_DEFAULT_INSTANCE)
+        self.legacy_instance = instance_host(legacy_instance) if legacy_instance is not None else None
+        listed = [i.strip() for i in instances if i.strip()]
+        self.instances = frozenset({self.instance, *(instance_host(i) for i in listed if not i.startswith("*."))})
+        #: `*.example.com` entries: any host under that domain
+        self.instance_domains = tuple("." + instance_host(i[2:]) for i in listed if i.startswith("*."))
+        self._tokens: dict[str, tuple[float, PinnedWorkspace | None]] = {}
 
-    def _token_hash(self, token: str) -> str | None:
-        """None when the global token matched (trusted for every workspace); else the hash to check in SQL."""
-        if self.global_token and hmac.compare_digest(token.encode(), self.global_token.encode()):
+    # --- authentication --------------------------------------------------------------------------------------
+
+    def _is_global(self, token: str) -> bool:
+        return bool(self.global_token) and hmac.compare_digest(token.encode(), (self.global_token or "").encode())
+
+    async def _pinned(self, token_hash: str) -> PinnedWorkspace | None:
+        now = time.monotonic()
+        cached = self._tokens.get(token_hash)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        rows = await self.store.rpc_rows("resolve_webhook_token", {"p_token_hash": token_hash})
+        pinned = None
+        if rows:
+            row = rows[0]
+            pinned = PinnedWorkspace(
+                workspace_id=str(row["workspace_id"]),
+                instance=str(row["instance"]),
+                bison_workspace_id=int(row["bison_workspace_id"]),
+            )
+        if len(self._tokens) >= TOKEN_CACHE_SIZE:
+            self._tokens.clear()  # bounded: random wrong tokens cannot grow it
+        self._tokens[token_hash] = (now + (TOKEN_CACHE_TTL_S if pinned else TOKEN_MISS_TTL_S), pinned)
+        return pinned
+
+    def forget_tokens(self) -> None:
+        """Drop cached token lookups (after tokens were rotated)."""
+        self._tokens.clear()
+
+    def _url_instance(self, instance: str | None) -> str | None:
+        if instance is None or not instance.strip():
             return None
-        return hash_token(token)
-
-    async def _reject(self, reason: str, event_type: str = "unknown") -> Verdict:
         try:
-            await store_api.record_rejected(self.store, event_type, reason)
-        except StoreError as exc:  # the 401 stands whether or not the ledger could note it
-            log.warning("could not record rejected delivery: %s", exc)
-        return Verdict(401, {"error": reason}, event_type, "rejected")
+            host = instance_host(instance[:300])
+        except ValueError:
+            raise UnknownInstance("unknown instance") from None
+        if host not in self.instances and not host.endswith(self.instance_domains or ("\x00",)):
+            raise UnknownInstance("unknown instance")
+        return host
 
-    async def _record_failed(self, request: IngestRequest, error: str) -> None:
+    @staticmethod
+    def _rejected(reason: str) -> Verdict:
+        # one bounded line: a constant reason, nothing from the request
+        log.info("webhook delivery rejected: %s", reason)
+        return Verdict(401, {"error": reason}, "unknown", "rejected")
+
+    # --- the delivery ------------------------------------------------------------------------------------------
+
+    async def _record_failed(self, request: IngestRequest, error: str) -> int | None:
         """Keep the payload under its dedup key so the sender's retry (or `bisonsync replay`) applies it later."""
         try:
-            await store_api.record_failed(self.store, request, error)
+            result = await store_api.record_failed(self.store, request, error)
         except StoreError as exc:
             log.warning("could not record failed delivery: %s", exc)
+            return None
+        delivery_id = result.get("delivery_id") if isinstance(result, dict) else None
+        return int(delivery_id) if delivery_id is not None else None
 
-    async def handle(self, body: bytes, token: str | None, *, require_type: str | None = None) -> Verdict:
+    async def handle(
+        self, body: bytes, token: str | None, *, instance: str | None = None, require_type: str | None = None
+    ) -> Verdict:
+        """One delivery. `token` as presented (query or header), `instance` as named by the webhook URL (None: the
+        configured instance)."""
         started = time.perf_counter()
         if not token:
-            return await self._reject("missing webhook token")
-        token_hash = self._token_hash(token)
+            return self._rejected("missing webhook token")
+        pinned: PinnedWorkspace | None = None
+        token_hash: str | None = None
+        if not self._is_global(token):
+            token_hash = hash_token(token)
+            try:
+                pinned = await self._pinned(token_hash)
+            except StoreUnavailable as exc:
+                log.warning("store unavailable while checking a webhook token: %s", exc)
+                return Verdict(503, {"error": "database unavailable, retry later"}, "unknown", "unavailable",
+                               {"Retry-After": "30"})
+            except StoreError as exc:
+                log.error("webhook token lookup failed: %s", exc)
+                return Verdict(500, {"error": "internal error"}, "unknown", "failed")
+            if pinned is None:
+                return self._rejected("invalid webhook token")
         try:
-            delivery = decode_delivery(body, default_instance=self.default_instance)
+            named = self._url_instance(instance)
+        except UnknownInstance:
+            if pinned is not None:
+                return self._rejected("invalid webhook token")
+            return Verdict(404, {"error": "unknown instance: not one this deployment serves"}, "unknown", "invalid")
+        if pinned is not None and named is not None and named != pinned.instance:
+            return self._rejected("invalid webhook token")
+        tenant_instance = pinned.instance if pinned is not None else (named or self.instance)
+
+        try:
+            delivery = decode_delivery(body, instance=tenant_instance, legacy_instance=self.legacy_instance)
         except InvalidDelivery as exc:
             return Verdict(400, {"error": str(exc)}, "unknown", "invalid")
+        if pinned is not None and delivery.workspace_id != pinned.bison_workspace_id:
+            return self._rejected("invalid webhook token")  # a workspace token presented for another workspace
         event_type = delivery.event_type
+        label = event_type_label(event_type)
         if require_type is not None and event_type != require_type:
-            return Verdict(400, {"error": f"Not a {require_type} event", "received": event_type}, event_type, "invalid")
+            return Verdict(400, {"error": f"Not a {require_type} event", "received": label}, label, "invalid")
         request = IngestRequest(
             dedup_key=delivery.dedup_key,
             instance=delivery.instance,
@@ -84,23 +211,35 @@ class WebhookIngestor:
             payload_json=delivery.payload_json,
             received_at=datetime.now(UTC),
             token_hash=token_hash,
+            legacy_keys=(delivery.legacy_dedup_key,),
+            processing_ms=round((time.perf_counter() - started) * 1000, 3),
         )
         try:
             outcome = await store_api.ingest(self.store, request)
         except StoreUnavailable as exc:
-            log.warning("store unavailable for %s: %s", event_type, exc)
+            log.warning("store unavailable for %s: %s", label, exc)
             return Verdict(
-                503, {"error": "database unavailable, retry later"}, event_type, "unavailable", {"Retry-After": "30"}
+                503, {"error": "database unavailable, retry later"}, label, "unavailable", {"Retry-After": "30"}
             )
         except StoreInvalidInput as exc:
-            return Verdict(400, {"error": str(exc)}, event_type, "invalid")
+            # the database refused a value (too long to index, out of range, ...): retrying the same body cannot
+            # help, so the sender gets a 4xx; the payload is kept (status failed) for `bisonsync replay`
+            message = f"invalid input (SQLSTATE {exc.code}): {str(exc)[:300]}"
+            delivery_id = await self._record_failed(_with_processing(request, started), message)
+            return Verdict(
+                422,
+                {"error": message, "status": "failed", "event_type": event_type, "delivery_id": delivery_id},
+                label,
+                "invalid",
+            )
         except StoreError as exc:
-            log.error("ingest failed for %s: %s", event_type, exc)
-            await self._record_failed(request, str(exc))
-            return Verdict(500, {"error": "internal error"}, event_type, "failed")
+            log.error("ingest failed for %s: %s", label, exc)
+            await self._record_failed(_with_processing(request, started), str(exc))
+            return Verdict(500, {"error": "internal error"}, label, "failed")
         elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
-        if outcome.status == "rejected":
-            return Verdict(401, {"error": outcome.error or "invalid webhook token"}, event_type, "rejected")
+        if outcome.status == "rejected":  # the token was revoked since it was cached
+            self.forget_tokens()
+            return self._rejected("invalid webhook token")
         body_out: dict[str, Any] = {
             "status": outcome.status,
             "event_type": event_type,
@@ -112,7 +251,11 @@ class WebhookIngestor:
         if outcome.lead_id is not None:
             body_out["lead_id"] = outcome.lead_id
             body_out["lead_action"] = outcome.lead_action
-        return Verdict(200, body_out, event_type, outcome.status, workspace_name=delivery.workspace_name)
+        return Verdict(200, body_out, label, outcome.status, workspace_name=delivery.workspace_name)
+
+
+def _with_processing(request: IngestRequest, started: float) -> IngestRequest:
+    return msgspec.structs.replace(request, processing_ms=round((time.perf_counter() - started) * 1000, 3))
 
 
 def legacy_interested_body(verdict: Verdict) -> dict[str, Any]:

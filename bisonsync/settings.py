@@ -54,6 +54,10 @@ def parse_float(name: str, raw: str) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def parse_csv(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -86,6 +90,8 @@ class SettingSpec:
             return None
         if isinstance(self.value, bool):
             return "1" if self.value else "0"
+        if isinstance(self.value, tuple):
+            return ",".join(self.value) or None
         return str(self.value)
 
     def read(self, environ: Mapping[str, str]) -> Any:
@@ -120,7 +126,14 @@ class Settings:
         "BISONSYNC_WEBHOOK_MAX_BYTES", 262_144, "Largest webhook body accepted (413 above).", parse=parse_int
     )
     default_instance: str = setting(
-        "BISONSYNC_DEFAULT_INSTANCE", "default", "Instance label when a delivery has no event.instance_url."
+        "BISONSYNC_DEFAULT_INSTANCE", "default",
+        "Instance of webhook deliveries when neither BISON_INSTANCE nor BISON_BASE_URL is set (never the payload's).",
+    )
+    webhook_instances: tuple[str, ...] = setting(
+        "BISONSYNC_WEBHOOK_INSTANCES", (),
+        "More instances one deployment serves (hosts or `*.domain`, comma-separated); a webhook URL names one by "
+        "`?instance=`.",
+        parse=parse_csv,
     )
     host: str = setting("BISONSYNC_HOST", "127.0.0.1", "Address `bisonsync serve` binds.")
     port: int = setting("BISONSYNC_PORT", 8000, "Port `bisonsync serve` binds.", parse=parse_int)
@@ -147,7 +160,7 @@ class Settings:
         "BISON_API_KEY", None, "Email Bison API key (super-admin or workspace-scoped).", secret=True
     )
     bison_instance: str | None = setting(
-        "BISON_INSTANCE", None, "Instance label of polled data (must equal the webhooks' instance_url host)."
+        "BISON_INSTANCE", None, "Instance label of polled data and webhooks (default: the host of BISON_BASE_URL)."
     )
     bison_max_pages: int = setting(
         "BISON_MAX_PAGES", DEFAULT_MAX_PAGES, "Most pages of 15 read per workspace listing (2000 = 30,000 mailboxes).",
@@ -194,6 +207,15 @@ class Settings:
         if not self.bison_base_url:
             raise SettingsError("BISON_BASE_URL is not set")
         return instance_host(self.bison_base_url)
+
+    def webhook_instance(self) -> str:
+        """The instance every webhook delivery belongs to unless its URL names another: the same key polled data is
+        filed under (`instance_label`), else BISONSYNC_DEFAULT_INSTANCE. Never the payload's `instance_url`."""
+        from bisonsync.events import instance_host
+
+        if self.bison_instance or self.bison_base_url:
+            return self.instance_label()
+        return instance_host(self.default_instance)
 
     def require_store(self) -> None:
         if self.database_url:

@@ -68,6 +68,11 @@ def _token(request: Request[Any, Any, State]) -> str | None:
     return request.query_params.get("token") or request.headers.get(TOKEN_HEADER)
 
 
+def _instance(request: Request[Any, Any, State]) -> str | None:
+    """The instance the webhook URL names (`?instance=`), for deployments serving several; None: the configured."""
+    return request.query_params.get("instance")
+
+
 def _respond(svc: ServiceState, verdict: Verdict, started: float, body: dict[str, Any] | None = None) -> Response[Any]:
     svc.metrics.observe(verdict.event_type, verdict.outcome, time.perf_counter() - started)
     return Response(content=body if body is not None else verdict.body, status_code=verdict.http_status,
@@ -85,8 +90,16 @@ class ErrorBody(msgspec.Struct):
 
 WEBHOOK_RESPONSES: dict[int, ResponseSpec] = {
     400: ResponseSpec(ErrorBody, description="Malformed JSON or not an Email Bison event; the error says what"),
-    401: ResponseSpec(ErrorBody, description="Missing or wrong webhook token (recorded as rejected)"),
+    401: ResponseSpec(
+        ErrorBody, description="Missing or wrong webhook token, checked before the body is read; nothing is stored"
+    ),
+    404: ResponseSpec(ErrorBody, description="`?instance=` names an instance this deployment does not serve"),
     413: ResponseSpec(None, description="Body over BISONSYNC_WEBHOOK_MAX_BYTES"),
+    422: ResponseSpec(
+        ErrorBody,
+        description="The database refused a value (e.g. too long to index): stored as failed with its payload for "
+        "`bisonsync replay`; a retry of the same body cannot succeed",
+    ),
     503: ResponseSpec(ErrorBody, description="Database unavailable: nothing was applied, retry later"),
 }
 
@@ -104,10 +117,11 @@ def build_handlers(max_body: int) -> list[Any]:
     )
     async def universal_webhook(request: Request[Any, Any, State], body: RawBody) -> Response[Any]:
         """Ingest one Email Bison delivery exactly once. 200 applied/duplicate/ignored, 400 malformed,
-        401 bad token, 413 too large, 503 database unavailable (retry)."""
+        401 bad token (before any parsing), 404 unknown `?instance=`, 413 too large, 422 value refused by the
+        database (kept as failed), 503 database unavailable (retry)."""
         svc = _state(request)
         started = time.perf_counter()
-        verdict = await svc.ingestor.handle(body, _token(request))
+        verdict = await svc.ingestor.handle(body, _token(request), instance=_instance(request))
         return _respond(svc, verdict, started)
 
     @post(
@@ -124,7 +138,9 @@ def build_handlers(max_body: int) -> list[Any]:
         """Accepts only lead_interested; answers in the predecessor's shape."""
         svc = _state(request)
         started = time.perf_counter()
-        verdict = await svc.ingestor.handle(body, _token(request), require_type="lead_interested")
+        verdict = await svc.ingestor.handle(
+            body, _token(request), instance=_instance(request), require_type="lead_interested"
+        )
         if verdict.http_status != 200:
             return _respond(svc, verdict, started)
         return _respond(svc, verdict, started, legacy_interested_body(verdict))
@@ -209,7 +225,11 @@ def create_app(
             settings=settings,
             store=the_store,
             ingestor=WebhookIngestor(
-                the_store, global_token=settings.webhook_token, default_instance=settings.default_instance
+                the_store,
+                global_token=settings.webhook_token,
+                instance=settings.webhook_instance(),
+                instances=settings.webhook_instances,
+                legacy_instance=settings.default_instance,
             ),
             metrics=ServiceMetrics(),
         )

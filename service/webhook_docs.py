@@ -15,7 +15,7 @@ import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Parameter, RequestBody, Schema
 
-from bisonsync.events import LeadInterested
+from bisonsync.events import Lead, LeadInterested
 
 _MAX_ID = 2**63 - 1
 
@@ -32,12 +32,6 @@ BISON_ID = Schema(one_of=[
 _TEXT = _nullable(Schema(type=OpenAPIType.STRING))
 #: not blank: some character Python's str.strip() keeps (it strips \x1c-\x1f and \x85 too, which \s leaves out)
 _NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?"
-#: blank, or a host name with an optional scheme, port and path (what `bisonsync.events.instance_host` accepts,
-#: IPv6 literals and international names aside)
-INSTANCE_URL = (
-    rf"^\s*$|^\s*(?:[A-Za-z][A-Za-z0-9+.-]*://)?{_LABEL}(?:\.{_LABEL})*\.?(?::[0-9]{{1,5}})?(?:/[^\s?#]*)?\s*$"
-)
 
 
 def _event(type_schema: Schema) -> Schema:
@@ -49,9 +43,9 @@ def _event(type_schema: Schema) -> Schema:
             "workspace_id": BISON_ID,
             "workspace_name": _TEXT,
             "name": _TEXT,
-            "instance_url": _nullable(Schema(type=OpenAPIType.STRING, pattern=INSTANCE_URL, description=(
-                "Email Bison base URL or host; its lower-case host is the tenant's instance (absent or blank: "
-                "BISONSYNC_DEFAULT_INSTANCE)"))),
+            "instance_url": _nullable(Schema(type=OpenAPIType.STRING, description=(
+                "Information only, kept on the ledger row: the instance is the configured one (BISON_INSTANCE, "
+                "else the host of BISON_BASE_URL, else BISONSYNC_DEFAULT_INSTANCE; or `?instance=`), never this"))),
         },
     )
 
@@ -102,6 +96,18 @@ def _lead_interested_data() -> Schema:
         Schema(required=["id"], properties={"id": BISON_ID}),
         Schema(required=["email"], properties={"email": Schema(type=OpenAPIType.STRING, pattern=_NOT_BLANK)}),
     ]
+    # a field of the lead other than its identity, in an unexpected shape, is left out of the typed data (never
+    # refused): any value is accepted there
+    if lead.properties:
+        for name in list(lead.properties):
+            if name not in Lead.identity_fields:
+                lead.properties[name] = Schema(description=f"`{name}` as Email Bison sends it (any value accepted)")
+    # a part the type does not require is left out of the typed data when it has another shape (never refused)
+    for name, part in list(data.properties.items()):
+        if name not in LeadInterested.required and isinstance(part, Schema):
+            data.properties[name] = Schema(description=(
+                f"Optional `{name}` object (see docs/events.md); any value is accepted: a shape the decoder cannot "
+                "type is kept in the payload and left out of the typed data"))
     return data
 
 
@@ -131,6 +137,9 @@ def token_parameters(header: str) -> list[Parameter]:
     return [
         Parameter(name="token", param_in="query", required=False, schema=Schema(type=OpenAPIType.STRING),
                   description=f"Webhook token ({described})"),
+        Parameter(name="instance", param_in="query", required=False, schema=Schema(type=OpenAPIType.STRING),
+                  description="For a deployment serving several Email Bison instances: which one (a host listed in "
+                  "BISONSYNC_WEBHOOK_INSTANCES); default: the configured instance"),
         Parameter(name=header, param_in="header", required=False, schema=Schema(type=OpenAPIType.STRING),
                   description=f"Webhook token as a header ({described})"),
     ]

@@ -1,6 +1,6 @@
 """Email Bison webhook deliveries: typed models, two-stage decoding, canonical JSON and dedup keys.
 
-    delivery = decode_delivery(body, default_instance="bison.example.com")
+    delivery = decode_delivery(body, instance="bison.example.com")  # the configured instance
     match delivery.data:
         case LeadInterested(lead=lead, reply=reply): ...
         case UnknownEvent(): ...  # stored as ignored, never an error
@@ -10,11 +10,12 @@ See docs/events.md for what each type requires and how dedup keys are derived.
 
 from bisonsync.events.canonical import canonical_json
 from bisonsync.events.decode import Delivery, InvalidDelivery, decode_delivery, instance_host
-from bisonsync.events.dedup import DEDUP_KEY_VERSION
+from bisonsync.events.dedup import DEDUP_KEY_VERSION, LEGACY_KEY_VERSION
 from bisonsync.events.models import (
     EVENT_TYPES,
     BisonId,
     Campaign,
+    CampaignEvent,
     CustomVariable,
     EmailAccountAdded,
     EmailAccountDisconnected,
@@ -34,6 +35,7 @@ from bisonsync.events.models import (
     ManualEmailSent,
     Recipient,
     Reply,
+    ScheduledEmail,
     SenderEmail,
     Tag,
     TagAttached,
@@ -47,8 +49,10 @@ from bisonsync.events.models import (
 __all__ = [
     "DEDUP_KEY_VERSION",
     "EVENT_TYPES",
+    "LEGACY_KEY_VERSION",
     "BisonId",
     "Campaign",
+    "CampaignEvent",
     "CustomVariable",
     "Delivery",
     "EmailAccountAdded",
@@ -70,6 +74,7 @@ __all__ = [
     "ManualEmailSent",
     "Recipient",
     "Reply",
+    "ScheduledEmail",
     "SenderEmail",
     "Tag",
     "TagAttached",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,8 +17,24 @@ from urllib.parse import urlsplit
 import msgspec
 
 from bisonsync.events.canonical import decode_canonical, encode_canonical, storable_text
-from bisonsync.events.dedup import dedup_key
-from bisonsync.events.models import EVENT_TYPES, EventData, EventMeta, KnownEventData, UnknownEvent
+from bisonsync.events.dedup import dedup_key, legacy_dedup_key
+from bisonsync.events.models import (
+    EVENT_TYPES,
+    EventData,
+    EventMeta,
+    KnownEventData,
+    Lead,
+    Reply,
+    SenderEmail,
+    UnknownEvent,
+)
+
+#: the identity fields of the parts a type can require: a bad value there is an error, never dropped
+_IDENTITY_FIELDS: dict[str, tuple[str, ...]] = {
+    "lead": Lead.identity_fields,
+    "reply": Reply.identity_fields,
+    "sender_email": SenderEmail.identity_fields,
+}
 
 
 class InvalidDelivery(ValueError):
@@ -33,10 +50,14 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     meta: EventMeta
     #: The typed `data` for one of the 17 known types, else an `UnknownEvent`.
     data: EventData
-    #: The Email Bison instance: lower-case host of `event.instance_url`, or the caller's default when absent.
+    #: The Email Bison instance the delivery belongs to: the caller's (from configuration, the webhook URL or the
+    #: token), never the payload's `event.instance_url` (kept on `meta` as information only).
     instance: str
-    #: See `bisonsync.events.dedup`; unique per event occurrence, equal for its retries.
+    #: See `bisonsync.events.dedup`; unique per event occurrence, equal for its retries and re-renderings.
     dedup_key: str
+    #: The key scheme v1 gave this delivery (`bisonsync.events.dedup.legacy_dedup_key`), to recognise retries of
+    #: deliveries recorded before v2.
+    legacy_dedup_key: str
     #: The whole body re-encoded canonically (as `canonical_json` does): every field kept, unknown ones too, with the
     #: values as sent (type, names and ids not normalised; text in NFC).
     payload_json: bytes
@@ -79,15 +100,19 @@ _DATA_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
 }
 
 
-def decode_delivery(body: bytes, *, default_instance: str = "default") -> Delivery:
+def decode_delivery(body: bytes, *, instance: str = "default", legacy_instance: str | None = None) -> Delivery:
     """Decode, validate and key one webhook body.
 
-    `default_instance` is the instance to assume when `event.instance_url` is absent or blank (a host or URL; it is
-    normalised like `instance_url`). Unknown event types are not an error. Raises `InvalidDelivery` for malformed
-    JSON, a body that is not an object, a missing or invalid `event`, fields of the wrong type, and a known type
-    whose required sub-objects are missing; raises a plain `ValueError` when `default_instance` is not a host.
+    `instance` is the Email Bison instance the delivery belongs to (a host or URL, normalised by `instance_host`):
+    the caller knows it from configuration, the webhook URL or the token. `event.instance_url` never decides it:
+    real deliveries omit it or carry the vendor's generic host. Unknown event types are not an error. Raises
+    `InvalidDelivery` for malformed JSON, a body that is not an object, a missing or invalid `event`, fields of the
+    wrong type, and a known type whose required sub-objects are missing; raises a plain `ValueError` when
+    `instance` is not a host. `legacy_instance` is what scheme v1 assumed for a body without `instance_url` (the
+    earlier BISONSYNC_DEFAULT_INSTANCE; default: `instance`), for `Delivery.legacy_dedup_key`.
     """
-    default_host = instance_host(default_instance)
+    host = instance_host(instance)
+    legacy_default = instance_host(legacy_instance) if legacy_instance is not None else host
     try:
         envelope = _ENVELOPE_DECODER.decode(body)
         document = decode_canonical(body)
@@ -102,25 +127,34 @@ def decode_delivery(body: bytes, *, default_instance: str = "default") -> Delive
         raise InvalidDelivery(f"body: nested deeper than {MAX_NESTING} levels")
 
     meta = _normalise_meta(envelope.event)
-    if meta.instance_url is None:
-        instance = default_host
-    else:
-        try:
-            instance = instance_host(meta.instance_url)
-        except ValueError:
-            raise InvalidDelivery("`event.instance_url`: not a URL with a valid host") from None
-
     data_value = document.get("data")
     data = _decode_data(meta.type, envelope.data, data_value)
     return Delivery(
         meta=meta,
         data=data,
-        instance=instance,
+        instance=host,
         dedup_key=dedup_key(
-            event_type=meta.type, instance=instance, workspace_id=meta.workspace_id, data=data, data_value=data_value
+            event_type=meta.type, instance=host, workspace_id=meta.workspace_id, data_value=data_value
+        ),
+        legacy_dedup_key=legacy_dedup_key(
+            event_type=meta.type,
+            instance=_legacy_instance(meta.instance_url, legacy_default),
+            workspace_id=meta.workspace_id,
+            data=data,
+            data_value=data_value,
         ),
         payload_json=encode_canonical(document),
     )
+
+
+def _legacy_instance(instance_url: str | None, default: str) -> str:
+    """The instance scheme v1 keyed by: the host of `event.instance_url` when it had a valid one, else the default."""
+    if instance_url is None:
+        return default
+    try:
+        return instance_host(instance_url)
+    except ValueError:
+        return default
 
 
 #: Deepest JSON nesting accepted (Email Bison's payloads nest 4 levels). Without a bound, a 2 KB body of nested
@@ -169,16 +203,25 @@ def instance_host(url: str) -> str:
     return host
 
 
+#: Longest workspace name kept (longer ones are cut): names are labels, and an indexed label must stay far below
+#: PostgreSQL's btree row limit (~2.7 KB) whatever a body sends.
+MAX_NAME_CHARS = 200
+
+
 def _normalise_meta(meta: EventMeta) -> EventMeta:
     event_type = storable_text(meta.type).strip().lower()
     if not event_type:
         raise InvalidDelivery("`event.type`: must not be empty")
+    name = _trimmed(meta.workspace_name)
+    if name is not None:
+        # NFC: the same name typed on another system (NFD) must not look like a rename
+        name = unicodedata.normalize("NFC", name)[:MAX_NAME_CHARS].strip()
     return msgspec.structs.replace(
         meta,
         type=event_type,
         name=_trimmed(meta.name),
         instance_url=_trimmed(meta.instance_url),
-        workspace_name=_trimmed(meta.workspace_name),
+        workspace_name=name,
     )
 
 
@@ -194,12 +237,41 @@ def _decode_data(event_type: str, raw: msgspec.Raw, value: Any) -> EventData:
         # absent or null `data` reads as {}: fine for types that need nothing, a "required" error for the others
         data: KnownEventData = _DATA_DECODERS[event_type].decode(b"{}" if value is None else raw)
     except msgspec.ValidationError as exc:
-        raise InvalidDelivery(_describe_validation_error(exc, "data", cls)) from None
+        data = _decode_without_bad_parts(cls, value, exc)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # pragma: no cover - the envelope decode saw it first
         raise InvalidDelivery(f"invalid JSON in `data`: {exc}") from None
     for name in cls.required:
         _require_identity(getattr(data, name), name, event_type)
     return data
+
+
+def _decode_without_bad_parts(cls: type[KnownEventData], value: Any, exc: msgspec.ValidationError) -> Any:
+    """A value we cannot type must not cost the delivery when the handler can do without it: a part the type does
+    not require (`campaign.id: true`, a `scheduled_email` of another shape) is left out of the typed `data`, and so
+    is a field of a required part that is not one of its identity fields (`reply.to` as a string). The payload keeps
+    everything; the database reads what it needs from there. A missing required part, or a required part whose
+    identity field (`lead.id`, `reply.uuid`, ...) has a bad value, is an error."""
+    if not isinstance(value, dict):
+        raise InvalidDelivery(_describe_validation_error(exc, "data", cls)) from None
+    remaining = dict(value)
+    for _ in range(64):
+        located = _LOCATED.fullmatch(str(exc))
+        segments = re.findall(r"[^.\[\]]+", (located["path"] if located else None) or "")
+        part = segments[0] if segments else ""
+        if part not in remaining:
+            break
+        if part not in cls.required:
+            del remaining[part]
+        else:
+            sub, field = remaining[part], segments[1] if len(segments) > 1 else ""
+            if not isinstance(sub, dict) or field not in sub or field in _IDENTITY_FIELDS.get(part, ()):
+                break
+            remaining[part] = {k: v for k, v in sub.items() if k != field}
+        try:
+            return msgspec.convert(remaining, cls, strict=False)
+        except msgspec.ValidationError as again:
+            exc = again
+    raise InvalidDelivery(_describe_validation_error(exc, "data", cls)) from None
 
 
 def _require_identity(sub: Any, name: str, event_type: str) -> None:

@@ -55,17 +55,32 @@ class Lead(_Model, frozen=True, kw_only=True):
     title: str | None = None
     company: str | None = None
     interested: bool | None = None
-    # Declared twice so that `null` decodes (and is turned into ()) while callers see a plain tuple.
+    # Declared twice so that `null` and the keyed-object form decode (and are turned into a tuple of pairs) while
+    # callers see a plain tuple. Email Bison documents an array of {name, value}; some instances and clients send
+    # an object {name: value}.
     if TYPE_CHECKING:
         custom_variables: tuple[CustomVariable, ...] = ()
     else:
-        custom_variables: tuple[CustomVariable, ...] | None = ()
+        custom_variables: tuple[CustomVariable, ...] | dict[str, Any] | None = ()
 
     identity_fields: ClassVar[tuple[str, ...]] = ("id", "email")
 
     def __post_init__(self) -> None:
-        if self.custom_variables is None:
+        value: Any = self.custom_variables
+        if value is None:
             msgspec.structs.force_setattr(self, "custom_variables", ())
+        elif isinstance(value, dict):
+            pairs = tuple(CustomVariable(name=k, value=_scalar(v)) for k, v in value.items())
+            msgspec.structs.force_setattr(self, "custom_variables", pairs)
+
+
+def _scalar(value: Any) -> str | int | float | bool | None:
+    """A keyed custom variable's value: scalars as sent, `{"value": ...}` unwrapped, anything else as JSON text."""
+    if isinstance(value, dict) and "value" in value:
+        value = value["value"]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return msgspec.json.encode(value).decode()
 
 
 class Recipient(_Model, frozen=True, kw_only=True):
@@ -79,7 +94,11 @@ class Reply(_Model, frozen=True, kw_only=True):
     """`data.reply`: an inbound reply, or for manual_email_sent the outbound message."""
 
     id: BisonId | None = None
-    uuid: str | None = None
+    # not always a UUID; a number is read as its decimal text (declared twice, as custom_variables is)
+    if TYPE_CHECKING:
+        uuid: str | None = None
+    else:
+        uuid: str | int | None = None
     date_received: str | None = None
     from_name: str | None = None
     from_email_address: str | None = None
@@ -89,6 +108,11 @@ class Reply(_Model, frozen=True, kw_only=True):
     text: str | None = None
     interested: bool | None = None
     automated_reply: bool | None = None
+    html_body: str | None = None
+    #: "Tracked Reply", "Untracked Reply", "Bounced" or "reply"
+    type: str | None = None
+    #: "Inbox", "Bounced"
+    folder: str | None = None
     if TYPE_CHECKING:
         to: tuple[Recipient, ...] = ()
     else:
@@ -99,6 +123,9 @@ class Reply(_Model, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if self.to is None:
             msgspec.structs.force_setattr(self, "to", ())
+        uuid: Any = self.uuid
+        if isinstance(uuid, int) and not isinstance(uuid, bool):
+            msgspec.structs.force_setattr(self, "uuid", str(uuid))
 
     @property
     def plain_text(self) -> str | None:
@@ -129,8 +156,12 @@ class SenderEmail(_Model, frozen=True, kw_only=True):
     id: BisonId | None = None
     email: str | None = None
     name: str | None = None
-    #: "Connected", "Disconnected", "Failed" or "Not connected" (capitalised as Email Bison sends it).
+    #: As sent: webhooks send lower case ("connected", "disconnected"), the REST API capitalises ("Connected");
+    #: the API also knows "pending_move" and "pending_deletion".
     status: str | None = None
+    #: The account kind, e.g. "google_workspace_oauth", "microsoft_oauth".
+    type: str | None = None
+    updated_at: str | None = None
 
     identity_fields: ClassVar[tuple[str, ...]] = ("id", "email")
 
@@ -141,6 +172,25 @@ class Tag(_Model, frozen=True, kw_only=True):
     id: BisonId | None = None
     name: str | None = None
     default: bool | None = None
+
+
+class ScheduledEmail(_Model, frozen=True, kw_only=True):
+    """`data.scheduled_email` of send and reply events: one per sequence step sent to a lead (its `id` names the
+    send). Counters (`opens`, `replies`, ...) move between renderings and are not declared."""
+
+    id: BisonId | None = None
+    lead_id: BisonId | None = None
+    sequence_step_id: BisonId | None = None
+    status: str | None = None
+    sent_at: str | None = None
+
+
+class CampaignEvent(_Model, frozen=True, kw_only=True):
+    """`data.campaign_event` of send and reply events: `{id, type ("sent", "replied", ...), created_at, ...}`."""
+
+    id: BisonId | None = None
+    type: str | None = None
+    created_at: str | None = None
 
 
 class _EventData(_Model, frozen=True, kw_only=True):
@@ -161,6 +211,8 @@ class EmailSent(_EventData, frozen=True, kw_only=True):
     lead: Lead | None = None
     campaign: Campaign | None = None
     sender_email: SenderEmail | None = None
+    scheduled_email: ScheduledEmail | None = None
+    campaign_event: CampaignEvent | None = None
 
 
 class ManualEmailSent(_EventData, frozen=True, kw_only=True):
@@ -172,6 +224,8 @@ class ManualEmailSent(_EventData, frozen=True, kw_only=True):
     reply: Reply | None = None
     campaign: Campaign | None = None
     sender_email: SenderEmail | None = None
+    scheduled_email: ScheduledEmail | None = None
+    campaign_event: CampaignEvent | None = None
 
 
 class LeadFirstContacted(_EventData, frozen=True, kw_only=True):
@@ -181,6 +235,8 @@ class LeadFirstContacted(_EventData, frozen=True, kw_only=True):
     lead: Lead | None = None
     campaign: Campaign | None = None
     sender_email: SenderEmail | None = None
+    scheduled_email: ScheduledEmail | None = None
+    campaign_event: CampaignEvent | None = None
 
 
 class LeadReplied(_EventData, frozen=True, kw_only=True):
@@ -192,6 +248,8 @@ class LeadReplied(_EventData, frozen=True, kw_only=True):
     reply: Reply
     campaign: Campaign | None = None
     sender_email: SenderEmail | None = None
+    scheduled_email: ScheduledEmail | None = None
+    campaign_event: CampaignEvent | None = None
 
 
 class LeadInterested(_EventData, frozen=True, kw_only=True):
@@ -203,6 +261,8 @@ class LeadInterested(_EventData, frozen=True, kw_only=True):
     reply: Reply | None = None
     campaign: Campaign | None = None
     sender_email: SenderEmail | None = None
+    scheduled_email: ScheduledEmail | None = None
+    campaign_event: CampaignEvent | None = None
 
 
 class LeadUnsubscribed(_EventData, frozen=True, kw_only=True):
@@ -213,6 +273,8 @@ class LeadUnsubscribed(_EventData, frozen=True, kw_only=True):
     lead: Lead
     campaign: Campaign | None = None
     sender_email: SenderEmail | None = None
+    scheduled_email: ScheduledEmail | None = None
+    campaign_event: CampaignEvent | None = None
 
 
 class UntrackedReplyReceived(_EventData, frozen=True, kw_only=True):
@@ -222,6 +284,8 @@ class UntrackedReplyReceived(_EventData, frozen=True, kw_only=True):
     reply: Reply | None = None
     lead: Lead | None = None
     sender_email: SenderEmail | None = None
+    scheduled_email: ScheduledEmail | None = None
+    campaign_event: CampaignEvent | None = None
 
 
 class EmailOpened(_EventData, frozen=True, kw_only=True):
@@ -231,6 +295,8 @@ class EmailOpened(_EventData, frozen=True, kw_only=True):
     lead: Lead | None = None
     campaign: Campaign | None = None
     sender_email: SenderEmail | None = None
+    scheduled_email: ScheduledEmail | None = None
+    campaign_event: CampaignEvent | None = None
 
 
 class EmailBounced(_EventData, frozen=True, kw_only=True):
@@ -242,6 +308,8 @@ class EmailBounced(_EventData, frozen=True, kw_only=True):
     campaign: Campaign | None = None
     sender_email: SenderEmail | None = None
     reply: Reply | None = None
+    scheduled_email: ScheduledEmail | None = None
+    campaign_event: CampaignEvent | None = None
 
 
 # --- mailbox (sender account) lifecycle ------------------------------------------------------------------------
@@ -297,23 +365,33 @@ class WarmupDisabledReceivingBounces(_EventData, frozen=True, kw_only=True):
 
 
 class TagAttached(_EventData, frozen=True, kw_only=True):
-    """A tag was attached to an entity (a lead, a mailbox or a campaign; shape inferred)."""
+    """A tag was attached to an entity (one webhook per tag and taggable)."""
 
     event_type: ClassVar[str] = "tag_attached"
     tag: Tag | None = None
     lead: Lead | None = None
     sender_email: SenderEmail | None = None
     campaign: Campaign | None = None
+    #: Real deliveries are flat: `data.tag_id`, `data.tag_name`, `data.taggable_id`, `data.taggable_type`.
+    tag_id: BisonId | None = None
+    tag_name: str | None = None
+    taggable_id: BisonId | None = None
+    taggable_type: str | None = None
 
 
 class TagRemoved(_EventData, frozen=True, kw_only=True):
-    """A tag was removed from an entity (shape inferred)."""
+    """A tag was removed from an entity (one webhook per tag and taggable)."""
 
     event_type: ClassVar[str] = "tag_removed"
     tag: Tag | None = None
     lead: Lead | None = None
     sender_email: SenderEmail | None = None
     campaign: Campaign | None = None
+    #: Real deliveries are flat: `data.tag_id`, `data.tag_name`, `data.taggable_id`, `data.taggable_type`.
+    tag_id: BisonId | None = None
+    tag_name: str | None = None
+    taggable_id: BisonId | None = None
+    taggable_type: str | None = None
 
 
 class UnknownEvent(_Model, frozen=True, kw_only=True):

@@ -28,8 +28,12 @@ async def ingest(store: Store, req: IngestRequest) -> IngestOutcome:
         "p_payload": req.payload_json,
         "p_received_at": req.received_at,
     }
+    if req.processing_ms is not None:
+        args["p_processing_ms"] = req.processing_ms
     if req.token_hash is not None:
         args["p_token_hash"] = req.token_hash
+    if req.legacy_keys:
+        args["p_legacy_keys"] = list(req.legacy_keys)
     return outcome_from_json(await store.rpc("ingest_delivery", args))
 
 
@@ -62,9 +66,10 @@ async def record_rejected(
     await store.rpc("record_rejected_delivery", args)
 
 
-async def record_failed(store: Store, req: IngestRequest, error: str) -> None:
-    """Ledger a delivery whose ingest failed, payload kept: its next retry (same dedup key) applies it once."""
-    await store.rpc(
+async def record_failed(store: Store, req: IngestRequest, error: str) -> dict[str, Any]:
+    """Ledger a delivery whose ingest failed, payload kept: its next retry (same dedup key) applies it once.
+    Returns `{"status": "failed", "delivery_id", "duplicate_of"?, "workspace_id"?}`."""
+    result = await store.rpc(
         "record_failed_delivery",
         {
             "p_dedup_key": req.dedup_key,
@@ -75,8 +80,10 @@ async def record_failed(store: Store, req: IngestRequest, error: str) -> None:
             "p_payload": req.payload_json,
             "p_error": error[:2000],
             "p_received_at": req.received_at,
+            "p_processing_ms": req.processing_ms,
         },
     )
+    return result if isinstance(result, dict) else {}
 
 
 async def replay_delivery(store: Store, delivery_id: int) -> dict[str, Any]:

@@ -24,7 +24,12 @@ class IngestRequest(msgspec.Struct, frozen=True, kw_only=True):
     event_type: str
     payload_json: bytes
     received_at: datetime
+    #: sha256 of a per-workspace token: re-checked in the ingest call (nothing is written when it does not match)
     token_hash: str | None = None
+    #: keys an earlier dedup-key scheme gave this delivery (a retry of a delivery recorded under them repeats it)
+    legacy_keys: tuple[str, ...] = ()
+    #: milliseconds spent before the store call (the call adds its own time to the stored processing time)
+    processing_ms: float | None = None
 
 
 class IngestOutcome(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,12 +19,14 @@ class StoreUnavailable(StoreError):
 
 
 class StoreInvalidInput(StoreError):
-    """The database rejected the input itself (e.g. SQLSTATE 22023 from a SQL function): retrying won't help."""
+    """The database rejected the input itself: a data exception (22xxx, e.g. 22023 from a SQL function or 22001
+    value too long), an integrity violation (23xxx) or a value too large to index (54000, program limit exceeded).
+    Retrying the same input won't help."""
 
 
 # SQLSTATE prefixes/codes that mean "try again later".
 _TRANSIENT_PREFIXES = ("08", "53", "57P", "40001", "40P01", "55P03", "58")
-_INVALID_INPUT_PREFIXES = ("22", "23")
+_INVALID_INPUT_PREFIXES = ("22", "23", "54000")
 
 
 def classify_sqlstate(code: str | None, message: str) -> StoreError:

@@ -21,11 +21,11 @@ INSTANCE = "bison.example.com"
 
 
 def burst(workspace: int, n: int) -> list[bytes]:
-    """n distinct email_sent deliveries (distinct lead ids: distinct events)."""
+    """n distinct email_sent deliveries (distinct scheduled emails: distinct events)."""
     out = []
     for i in range(n):
         doc = load_fixture("email_sent", workspace)
-        doc["data"]["lead"]["id"] = 10_000 + i
+        doc["data"]["scheduled_email"]["id"] = 10_000 + i  # one send per scheduled email
         out.append(json.dumps(doc).encode())
     return out
 
@@ -90,7 +90,7 @@ async def start_service(env: dict[str, str], port: int) -> asyncio.subprocess.Pr
 
 def service_env(devstack: StackHandle, *, direct: bool) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "DATABASE_URL", "BISON"))}
-    env.update({"BISONSYNC_WEBHOOK_TOKEN": TOKEN, "BISONSYNC_JOBS": "0"})
+    env.update({"BISONSYNC_WEBHOOK_TOKEN": TOKEN, "BISONSYNC_JOBS": "0", "BISONSYNC_DEFAULT_INSTANCE": INSTANCE})
     if direct:
         env["DATABASE_URL"] = devstack.env.database_url
     else:

@@ -98,6 +98,7 @@ RELATIONS: dict[str, Rel] = {
     "sync_run_mailboxes": Rel("table", "workspace", "workspace_id", SERVICE_READS),
     "client_metrics": Rel("view", "workspace", "workspace_id", MEMBER_READS, write=NOBODY),
     "webhook_health": Rel("view", "workspace", "workspace_id", MEMBER_READS, write=NOBODY),
+    "webhook_delivery_log": Rel("view", "workspace", "workspace_id", MEMBER_READS, write=NOBODY, hidden=("payload",)),
     "metric_drift_latest": Rel("view", "workspace", "workspace_id", MEMBER_READS, write=NOBODY),
     "workspace_mailbox_sync": Rel("view", "workspace", "workspace_id", MEMBER_READS, write=NOBODY),
 }
@@ -162,6 +163,8 @@ FUNCTIONS: dict[str, Fn] = {
     "_client_leads_guard()": internal(),
     "_sender_emails_cache_normalize()": internal(),
     "_ensure_workspace(text,bigint,text)": internal(),
+    "_custom_variables_array(jsonb)": internal(),
+    "_ledger_event_type(text)": internal(),
     "_rename_workspace(uuid,text)": internal(),
     "_workspace_id_by_name(text)": internal(),
     "_metric_column(text)": internal(),
@@ -183,6 +186,10 @@ FUNCTIONS: dict[str, Fn] = {
     "_close_sync_run(uuid,text)": internal(),
     # pure helpers (checks and triggers run them with the writer's privileges)
     "clean_label(text)": Fn(READERS),
+    "workspace_label(text)": Fn(READERS),
+    "mailbox_status_label(text)": Fn(READERS),
+    # the payload only for roles that may read webhook_deliveries.payload (null for members)
+    "webhook_delivery_payload(bigint)": Fn(READERS),
     "is_valid_timezone(text)": Fn(READERS),
     "pipeline_stage_rank(text)": Fn(READERS),
     "mailbox_status_wins(timestamp with time zone,text,text,timestamp with time zone,text,text)": Fn(READERS),
@@ -221,7 +228,7 @@ FUNCTIONS: dict[str, Fn] = {
     "upsert_client_lead(uuid,jsonb,text,timestamp with time zone,jsonb,jsonb,jsonb,text)": Fn(SERVICE),
     "apply_mailbox_status(uuid,text,text,timestamp with time zone,bigint)": Fn(SERVICE),
     "snapshot_provider_performance(date)": Fn(SERVICE),
-    "ingest_delivery(text,text,bigint,text,text,jsonb,timestamp with time zone,numeric,text)": Fn(SERVICE),
+    "ingest_delivery(text,text,bigint,text,text,jsonb,timestamp with time zone,numeric,text,text[])": Fn(SERVICE),
     # nulls would record a failed delivery: an instance the workspaces check refuses makes the probe write nothing
     "record_failed_delivery(text,text,bigint,text,text,jsonb,text,timestamp with time zone,numeric)": Fn(
         SERVICE, args=lambda s: {"p_dedup_key": None, "p_instance": "rls/probe", "p_bison_workspace_id": 1,

@@ -64,7 +64,7 @@ async def test_member_sees_its_workspace_counters_in_commit_order(
         app = create_app(settings_for(), store=make_store("postgres", devstack))
         async with AsyncTestClient(app=app) as client:
             second_send = load_fixture("email_sent", unique_ws)
-            second_send["data"]["lead"]["id"] += 7  # a different event than the first email_sent
+            second_send["data"]["scheduled_email"]["id"] += 7  # a different send than the first email_sent
             docs = [
                 load_fixture("email_sent", unique_ws),
                 load_fixture("lead_replied", unique_ws),

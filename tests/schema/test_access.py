@@ -98,7 +98,7 @@ async def test_function_execute_rules(conn: asyncpg.Connection) -> None:
             # whatever authenticated may call must be read-only
             assert r["provolatile"] in ("s", "i"), f"authenticated may execute volatile {r['sig']}"
     service_only = [
-        "ingest_delivery(text,text,bigint,text,text,jsonb,timestamp with time zone,numeric,text)",
+        "ingest_delivery(text,text,bigint,text,text,jsonb,timestamp with time zone,numeric,text,text[])",
         "replay_delivery(bigint)",
         "record_rejected_delivery(text,uuid,text,timestamp with time zone)",
         "prune_ledger(timestamp with time zone)",

@@ -419,11 +419,62 @@ async def test_per_workspace_token_is_checked_in_the_same_call(conn: asyncpg.Con
     ws = await conn.fetchval("select public.upsert_workspace($1, $2, 'Client A')", TEST_INSTANCE, unique_ws)
     await conn.execute("select public.set_webhook_token($1, $2)", ws, good)
     res = await call(f"t1-{unique_ws}", bad)
-    assert (res["status"], res["workspace_id"]) == ("rejected", str(ws))
+    assert res == {"status": "rejected", "error": "invalid webhook token"}  # nothing about the workspace
     res = await call(f"t1-{unique_ws}", good)  # the same key is not burnt by the rejected attempt
     assert res["status"] == "applied" and res["lead_action"] == "created" and res["lead_id"]
     dup = await call(f"t1-{unique_ws}", good)
     assert (dup["status"], dup["lead_id"]) == ("duplicate", res["lead_id"])
     assert (await counters(conn, unique_ws))["interested"] == 1
     statuses = [(r["status"], r["payload"] is None) for r in await ledger(conn, unique_ws)]
-    assert statuses == [("rejected", True), ("rejected", True), ("applied", False), ("duplicate", True)]
+    # refusals wrote nothing: no ledger row, no activity
+    assert statuses == [("applied", False), ("duplicate", True)]
+    activity = await conn.fetchval("select deliveries_total from public.webhook_activity where workspace_id = $1", ws)
+    assert activity == 2
+
+
+async def test_nfc_and_nfd_spellings_of_a_name_are_one_name(conn: asyncpg.Connection, unique_ws: int) -> None:
+    """upsert_workspace (the registry sync) and ingest_delivery compare names NFC-normalised: no rename between
+    the two spellings of one name, and a name lookup finds the workspace by either."""
+    import unicodedata
+
+    nfc, nfd = (unicodedata.normalize(form, f"Crème Brûlée {unique_ws}") for form in ("NFC", "NFD"))
+    assert nfc != nfd
+    ws = await conn.fetchval("select public.upsert_workspace($1, $2, $3)", TEST_INSTANCE, unique_ws, nfd)
+    assert await conn.fetchval("select name from public.workspaces where id = $1", ws) == nfc
+    await conn.fetchval("select public.upsert_workspace($1, $2, $3)", TEST_INSTANCE, unique_ws, nfc)
+    await ingest(conn, f"nfc-{unique_ws}", unique_ws, "email_sent", {}, name=nfd)
+    await ingest(conn, f"nfc2-{unique_ws}", unique_ws, "email_sent", {}, name=f"  {nfc} ")
+    assert await conn.fetchval("select count(*) from public.workspace_name_history where workspace_id = $1", ws) == 0
+    await conn.execute("select public.increment_metric($1::text, 'emails_sent', 1)", nfd)  # resolves by name
+    total = await conn.fetchval("select sum(emails_sent) from public.client_metrics_daily where workspace_id = $1", ws)
+    assert total == 3
+
+
+async def test_long_names_and_types_are_bounded_not_refused(conn: asyncpg.Connection, unique_ws: int) -> None:
+    """3,000-character labels would exceed the btree row limit (54000): names are cut to 200 characters, ledger
+    event types to 100 (the payload keeps both whole)."""
+    long_name = "N" * 3000
+    long_type = "t" * 3000
+    res = await ingest(conn, f"long-{unique_ws}", unique_ws, long_type, {}, name=long_name)
+    assert res["status"] == "ignored"
+    ws = await workspace_id(conn, unique_ws)
+    assert await conn.fetchval("select name from public.workspaces where id = $1", ws) == "N" * 200
+    row = await conn.fetchrow("select event_type, payload from public.webhook_deliveries where id = $1",
+                              res["delivery_id"])
+    assert row is not None and row["event_type"] == "t" * 100 and row["payload"]["event"]["type"] == long_type
+    failed = await conn.fetchval(
+        "select public.record_failed_delivery($1, $2, $3, $4, $5, $6, 'boom')",
+        f"long-failed-{unique_ws}", TEST_INSTANCE, unique_ws, long_name, long_type, {"event": {}, "data": {}},
+    )
+    assert failed["status"] == "failed" and failed["delivery_id"]
+
+
+async def test_custom_variables_as_a_keyed_object_are_merged(conn: asyncpg.Connection, unique_ws: int) -> None:
+    data = lead_data(5)
+    data["lead"]["custom_variables"] = {"Phone Number": "555-0199", "City": {"value": "Omaha"}, "zip": 68102}
+    res = await ingest(conn, f"cv-{unique_ws}", unique_ws, "lead_interested", data)
+    assert res["status"] == "applied"
+    lead = await conn.fetchrow("select phone, city, zip, custom_variables from public.client_leads where id = $1",
+                               uuid.UUID(res["lead_id"]))
+    assert lead is not None and (lead["phone"], lead["city"], lead["zip"]) == ("555-0199", "Omaha", "68102")
+    assert {"name": "City", "value": "Omaha"} in lead["custom_variables"]

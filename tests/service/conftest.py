@@ -41,7 +41,12 @@ def store(request: pytest.FixtureRequest, devstack: StackHandle) -> Store:
 
 
 def settings_for(**overrides: Any) -> Settings:
-    base: dict[str, Any] = {"webhook_token": TOKEN, "webhook_max_bytes": 256 * 1024, "jobs_enabled": False}
+    base: dict[str, Any] = {
+        "webhook_token": TOKEN,
+        "webhook_max_bytes": 256 * 1024,
+        "jobs_enabled": False,
+        "default_instance": "bison.example.com",  # the configured instance (no BISON_BASE_URL in tests)
+    }
     base.update(overrides)
     return Settings(**base)
 

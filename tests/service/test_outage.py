@@ -44,7 +44,7 @@ async def test_database_stopped_mid_test(own_stack: StackHandle, unique_ws: int,
     docs: list[dict[str, Any]] = []
     for i in range(6):
         doc = load_fixture("email_sent", unique_ws)
-        doc["data"]["lead"]["id"] = 1000 + i
+        doc["data"]["scheduled_email"]["id"] = 1000 + i  # one send per scheduled email
         docs.append(doc)
     app = create_app(settings_for(), store=make_store(kind, own_stack))
     async with AsyncTestClient(app=app) as client:

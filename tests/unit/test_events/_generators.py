@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import random
 from typing import Any
-from urllib.parse import urlsplit
 
 from bisonsync.events import EVENT_TYPES
 
@@ -23,8 +22,36 @@ SENDER_IDS = [None, 5, 6]
 SENDER_EMAILS = [None, "box@example.com"]
 TEXTS = ["yes", "no", "José"]
 STATUSES = ["active", "interested", "Connected", "Disconnected"]
+SCHEDULED_IDS: list[int | str | None] = [None, 20, 21, "21"]
+CAMPAIGN_EVENT_IDS = [None, 30, 31]
+UPDATED_ATS = [None, "2025-10-14T01:00:00Z", "2025-10-14T02:00:00Z"]
+COUNTERS = [0, 1, 7]
+TAG_IDS = [None, 7, 8]
+TAGGABLE_IDS = [None, 1, 2]
 
-REPLY_ANCHORED = {"lead_replied", "manual_email_sent", "untracked_reply_received", "lead_interested"}
+# The identity table of docs/events.md (v2), written out again here as the oracle.
+_Basis = list[list[tuple[str, ...]]]
+_REPLY: _Basis = [[("reply", "id")], [("reply", "uuid")], [("campaign_event", "id")]]
+_SEND: _Basis = [[("scheduled_email", "id")], [("campaign_event", "id")]]
+_MAILBOX: _Basis = [[("sender_email", "id"), ("sender_email", "updated_at")]]
+_TAG: _Basis = [[("tag_id",), ("taggable_id",)], [("tag", "id"), ("lead", "id")], [("tag", "id"), ("sender_email", "id")],
+        [("tag", "id"), ("campaign", "id")]]
+BASES: dict[str, list[list[tuple[str, ...]]]] = {
+    "email_sent": _SEND,
+    "lead_first_contacted": [*_SEND, [("lead", "id"), ("campaign", "id")]],
+    "email_opened": [[("campaign_event", "id")]],
+    "lead_replied": _REPLY,
+    "manual_email_sent": _REPLY,
+    "untracked_reply_received": _REPLY,
+    "lead_interested": [*_REPLY, [("lead", "id")]],
+    "email_bounced": [*_REPLY[:2], *_SEND],
+    "lead_unsubscribed": [[("campaign_event", "id")], [("lead", "id")]],
+    **{t: _MAILBOX for t in EVENT_TYPES if t.startswith(("email_account_", "warmup_"))},
+    "tag_attached": _TAG,
+    "tag_removed": _TAG,
+}
+VOLATILE = {"emails_sent", "opens", "unique_opens", "replies", "unique_replies", "bounces", "replied", "opened",
+            "unsubscribed", "bounced", "total_leads_contacted", "interested", "daily_limit", "updated_at"}
 _IDENTITY_FIELDS = {"lead": ("id", "email"), "reply": ("uuid", "id"), "sender_email": ("id", "email")}
 
 
@@ -67,6 +94,14 @@ def random_doc(rng: random.Random) -> dict[str, Any]:
         data["tag"] = _some(rng, id=[7, 8], name=TEXTS)
     if rng.random() < 0.3:
         data["n"] = rng.choice([1, 2])
+    if rng.random() < 0.5:
+        data["scheduled_email"] = _some(rng, id=SCHEDULED_IDS, opens=COUNTERS, sent_at=UPDATED_ATS)
+    if rng.random() < 0.4:
+        data["campaign_event"] = _some(rng, id=CAMPAIGN_EVENT_IDS, type=["sent", "replied"])
+    if rng.random() < 0.3 and isinstance(data.get("sender_email"), dict):
+        data["sender_email"].update(_some(rng, updated_at=UPDATED_ATS, emails_sent=COUNTERS))
+    if rng.random() < 0.2:
+        data.update(_some(rng, tag_id=TAG_IDS, taggable_id=TAGGABLE_IDS, taggable_type=["lead"]))
     return make_doc(
         rng.choice(TYPES),
         type_spelling=rng.randrange(3),
@@ -82,26 +117,39 @@ def _some(rng: random.Random, **domains: list[Any]) -> dict[str, Any]:
     return {name: rng.choice(values) for name, values in domains.items() if rng.random() < 0.8}
 
 
-def expected_identity(doc: dict[str, Any], default_instance: str = "default") -> tuple[Any, ...]:
-    """What names the occurrence, per docs/events.md: type, tenant, then the ids or the whole `data`."""
+def expected_identity(doc: dict[str, Any]) -> tuple[Any, ...]:
+    """What names the occurrence, per docs/events.md (scheme v2): type and workspace (the instance is the configured
+    one, whatever `instance_url` says), then the first complete id basis of the type, else `data` without its
+    volatile parts."""
     event = doc["event"]
     event_type = event["type"].strip().lower()
-    url = (event.get("instance_url") or "").strip()
-    instance = urlsplit(url).hostname if url else default_instance
-    tenant = (event_type, instance, int(event["workspace_id"]))
+    tenant = (event_type, int(event["workspace_id"]))
     data = doc.get("data") or {}
-    if event_type in REPLY_ANCHORED:
-        reply, lead = data.get("reply") or {}, data.get("lead") or {}
-        reply_uuid = (reply.get("uuid") or "").strip().lower() or None
-        reply_id, lead_id = _int(reply.get("id")), _int(lead.get("id"))
-        if reply_uuid or reply_id is not None or (event_type == "lead_interested" and lead_id is not None):
-            campaign = (
-                None if event_type == "untracked_reply_received" else _int((data.get("campaign") or {}).get("id"))
-            )
-            sender = _int((data.get("sender_email") or {}).get("id"))
-            return (*tenant, "ids", reply_uuid, reply_id, lead_id, campaign, sender)
-    return (*tenant, "payload", json.dumps(doc.get("data"), sort_keys=True))
+    for basis in BASES.get(event_type, []):
+        values = [_id(data, path) for path in basis]
+        if all(v is not None for v in values):
+            return (*tenant, "ids", tuple(basis), tuple(values))
+    stable = {k: _stable(v) for k, v in data.items() if k != "updated_at"}
+    return (*tenant, "payload", json.dumps(stable, sort_keys=True))
 
 
-def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
+def _id(data: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = data
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+        if value.isdigit():
+            return int(value)
+        return value.lower() if path[-1] == "uuid" else value
+    return value
+
+
+def _stable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items() if k not in VOLATILE}
+    return value

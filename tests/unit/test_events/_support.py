@@ -13,7 +13,14 @@ HOST = "https://bison.example.com"
 
 
 def fixture_names() -> list[str]:
+    """The corpus in the shapes real instances send (upper-case types, campaign_event, scheduled_email, ...)."""
     return sorted(path.stem for path in FIXTURES.glob("*.json"))
+
+
+def legacy_names() -> list[str]:
+    """The earlier corpus (the predecessor's shapes: lower-case types, nested tags), as `legacy/<name>`: a
+    regression set, decoded and keyed like any delivery."""
+    return sorted(f"legacy/{path.stem}" for path in (FIXTURES / "legacy").glob("*.json"))
 
 
 def fixture_bytes(name: str) -> bytes:

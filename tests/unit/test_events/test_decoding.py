@@ -89,7 +89,7 @@ def test_payload_json_keeps_original_values_and_unknown_fields() -> None:
 )
 def test_instance_is_the_normalised_host(url: str, host: str) -> None:
     assert instance_host(url) == host
-    assert decode_delivery(to_bytes(delivery_doc("email_sent", {}, instance_url=url))).instance == host
+    assert decode_delivery(to_bytes(delivery_doc("email_sent", {})), instance=url).instance == host
 
 
 @pytest.mark.parametrize("url", ["", "   ", "https://", "http://a b/", "https://exa$mple.com", "http://[::1"])
@@ -98,12 +98,15 @@ def test_instance_host_rejects_what_is_not_a_host(url: str) -> None:
         instance_host(url)
 
 
-def test_default_instance_is_used_when_instance_url_is_absent_or_blank() -> None:
-    for instance_url in (None, "", "  "):
+def test_the_instance_is_the_callers_whatever_instance_url_says() -> None:
+    """Real deliveries omit instance_url, carry the vendor's generic host, or a white-label host: the instance is
+    the configured one; instance_url is kept (trimmed) as information only."""
+    for instance_url in (None, "", "  ", "https://app.emailbison.com", "https://mail.white-label.example", "junk"):
         body = to_bytes(delivery_doc("email_sent", {}, instance_url=instance_url))
         assert decode_delivery(body).instance == "default"
-        assert decode_delivery(body, default_instance="https://Bison.Example.com/").instance == "bison.example.com"
-        assert decode_delivery(body).meta.instance_url is None
+        assert decode_delivery(body, instance="https://Bison.Example.com/").instance == "bison.example.com"
+        expected_url = (instance_url or "").strip() or None
+        assert decode_delivery(body).meta.instance_url == expected_url
 
 
 def test_numeric_strings_are_accepted_for_ids() -> None:

@@ -1,4 +1,6 @@
-"""The fixture corpus: one realistic payload per event type, each decoding to its typed model."""
+"""The fixture corpus: one payload per event type in the shapes real instances send (upper-case types,
+`campaign_event`, full `scheduled_email`, real `reply` fields, lower-case mailbox status, flat tag events, no
+`instance_url`), each decoding to its typed model; plus the earlier corpus as a legacy-shape regression set."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from bisonsync.events import (
     EVENT_TYPES,
     Delivery,
     EmailAccountDisconnected,
+    EmailBounced,
     EmailSent,
     LeadInterested,
     LeadReplied,
@@ -20,14 +23,19 @@ from bisonsync.events import (
     decode_delivery,
 )
 
-from ._support import fixture_bytes, fixture_doc, fixture_names
+from ._support import fixture_bytes, fixture_doc, fixture_names, legacy_names
 
 TYPE_FIXTURES = sorted(EVENT_TYPES)
-EXTRA_FIXTURES = {"lead_interested_uppercase": "lead_interested", "unknown_type": "campaign_completed"}
+EXTRA_FIXTURES = {
+    "lead_replied_generic_host": "lead_replied",
+    "lead_replied_own_host": "lead_replied",
+    "unknown_type": "campaign_completed",
+}
+INSTANCE = "bison.example.com"
 
 
 def decode_fixture(name: str) -> Delivery:
-    return decode_delivery(fixture_bytes(name))
+    return decode_delivery(fixture_bytes(name), instance=INSTANCE)
 
 
 def test_catalogue_has_the_17_types_and_the_corpus_covers_each() -> None:
@@ -37,19 +45,20 @@ def test_catalogue_has_the_17_types_and_the_corpus_covers_each() -> None:
 
 @pytest.mark.parametrize("name", TYPE_FIXTURES)
 def test_each_type_fixture_decodes_to_its_model(name: str) -> None:
+    doc = fixture_doc(name)
+    assert doc["event"]["type"] == name.upper()  # the wire spelling
+    assert "instance_url" not in doc["event"]  # as in Email Bison's own sample payloads
     delivery = decode_fixture(name)
     assert delivery.known
     assert delivery.event_type == name
     assert type(delivery.data) is EVENT_TYPES[name]
-    assert delivery.data.event_type == name
-    assert delivery.instance == "bison.example.com"
-    assert delivery.workspace_id in (42, 57)
+    assert delivery.instance == INSTANCE
+    assert delivery.workspace_id == 42
 
 
 @pytest.mark.parametrize("name", fixture_names())
 def test_payload_json_is_the_whole_document(name: str) -> None:
-    delivery = decode_fixture(name)
-    assert json.loads(delivery.payload_json) == fixture_doc(name)
+    assert json.loads(decode_fixture(name).payload_json) == fixture_doc(name)
 
 
 def test_lead_replied_fixture_fields() -> None:
@@ -57,66 +66,68 @@ def test_lead_replied_fixture_fields() -> None:
     assert isinstance(data, LeadReplied)
     assert data.lead.id == 3135490
     assert data.lead.email == "pat.doe@example.com"
-    assert data.lead.title is None
     assert data.lead.custom_variables[0].name == "phone number"
     assert data.lead.custom_variables[0].value == "555-0100"
     assert data.reply.uuid == "6f1c2e8a-1111-2222-3333-444455556666"
     assert data.reply.id == 888888
-    assert data.reply.plain_text == "Yes please send me a quote"
+    assert data.reply.plain_text == "Yes please send me a quote"  # no body_plain in real replies
+    assert (data.reply.type, data.reply.folder) == ("Tracked Reply", "Inbox")
     assert data.reply.received_at is not None and data.reply.received_at.year == 2025
-    assert data.campaign is not None and data.campaign.name == "Q4 Home Insurance"
+    assert data.scheduled_email is not None and data.scheduled_email.id == 90817263
+    assert data.campaign_event is not None and (data.campaign_event.id, data.campaign_event.type) == (
+        5550002,
+        "replied",
+    )
     assert data.sender_email is not None and data.sender_email.id == 222
 
 
-def test_lead_interested_fixture_trims_workspace_name() -> None:
+def test_custom_variables_as_a_keyed_object() -> None:
     delivery = decode_fixture("lead_interested")
-    assert fixture_doc("lead_interested")["event"]["workspace_name"] == "Client A "
-    assert delivery.workspace_name == "Client A"
-    assert delivery.meta.workspace_name == "Client A"
+    assert isinstance(fixture_doc("lead_interested")["data"]["lead"]["custom_variables"], dict)
     assert isinstance(delivery.data, LeadInterested)
-    assert delivery.data.lead.interested is True
+    pairs = {(v.name, v.value) for v in delivery.data.lead.custom_variables}
+    assert pairs == {("phone number", "555-0100"), ("city", "Springfield"), ("zip", "68000")}
 
 
-def test_uppercase_type_is_the_same_event() -> None:
-    delivery = decode_fixture("lead_interested_uppercase")
-    assert fixture_doc("lead_interested_uppercase")["event"]["type"] == "LEAD_INTERESTED"
-    assert delivery.event_type == "lead_interested"
-    assert delivery.meta.type == "lead_interested"
-    assert isinstance(delivery.data, LeadInterested)
-    assert delivery.workspace_name == "Client B"
-    assert delivery.data.lead.last_name == "Álvarez"
-
-
-def test_account_event_fixture() -> None:
+def test_account_event_fixture_keeps_the_lower_case_status() -> None:
     delivery = decode_fixture("email_account_disconnected")
     assert isinstance(delivery.data, EmailAccountDisconnected)
     assert delivery.data.sender_email.email == "rep@mail.client-a.example.com"
-    assert delivery.data.sender_email.status == "Disconnected"
-    assert delivery.workspace_name == "Client A"
+    assert delivery.data.sender_email.status == "disconnected"
+    assert delivery.data.sender_email.type == "google_workspace_oauth"
+
+
+def test_bounce_carries_its_message_as_a_reply() -> None:
+    data = decode_fixture("email_bounced").data
+    assert isinstance(data, EmailBounced)
+    assert data.reply is not None and (data.reply.type, data.reply.folder) == ("Bounced", "Bounced")
 
 
 def test_manual_email_sent_recipients() -> None:
     data = decode_fixture("manual_email_sent").data
     assert isinstance(data, ManualEmailSent)
     assert data.reply is not None
-    assert [(r.address, r.name) for r in data.reply.to] == [("pat.doe@example.com", "Pat")]
-    assert data.reply.received_at is None
+    assert [(r.address, r.name) for r in data.reply.to] == [("pat.doe@example.com", "Pat Doe")]
 
 
-def test_tag_fixture() -> None:
+def test_flat_tag_fixture() -> None:
     data = decode_fixture("tag_attached").data
     assert isinstance(data, TagAttached)
-    assert data.tag is not None and (data.tag.id, data.tag.name, data.tag.default) == (77, "Warming", False)
+    assert (data.tag_id, data.tag_name, data.taggable_id, data.taggable_type) == (
+        17,
+        "Hot lead",
+        3135490,
+        "App\\Models\\Lead",
+    )
+    assert data.tag is None
 
 
 def test_unknown_fields_survive_in_payload_json() -> None:
     delivery = decode_fixture("email_sent")
     assert isinstance(delivery.data, EmailSent)
-    assert not hasattr(delivery.data, "scheduled_email")
     stored = json.loads(delivery.payload_json)
-    assert stored["data"]["scheduled_email"]["id"] == 90817263
-    account = json.loads(decode_fixture("email_account_added").payload_json)
-    assert account["data"]["sender_email"]["tags"][1]["name"] == "Zapmail"
+    assert stored["data"]["scheduled_email"]["raw_message_id"] == "<a1b2c3@mail.client-a.example.com>"
+    assert stored["data"]["sender_email"]["total_leads_contacted"] == 640
 
 
 def test_unknown_type_is_kept_raw() -> None:
@@ -124,8 +135,19 @@ def test_unknown_type_is_kept_raw() -> None:
     assert not delivery.known
     assert delivery.event_type == "campaign_completed"
     assert isinstance(delivery.data, UnknownEvent)
-    assert delivery.data.event_type == "campaign_completed"
     expected = fixture_doc("unknown_type")["data"]
     assert delivery.data.value == expected
     assert msgspec.json.decode(delivery.data.raw) == expected
-    assert delivery.dedup_key.startswith("v1:campaign_completed:bison.example.com:42:")
+    assert delivery.dedup_key.startswith("v2:campaign_completed:bison.example.com:42:")
+
+
+@pytest.mark.parametrize("name", legacy_names())
+def test_legacy_shapes_still_decode(name: str) -> None:
+    """The predecessor's shapes (lower-case types, nested tag, capitalised status, array custom variables)."""
+    delivery = decode_delivery(fixture_bytes(name), instance=INSTANCE)
+    assert delivery.instance == INSTANCE
+    assert json.loads(delivery.payload_json) == fixture_doc(name)
+    expected = name.removeprefix("legacy/").removesuffix("_uppercase")
+    assert delivery.known == (expected in EVENT_TYPES)
+    if delivery.known:
+        assert delivery.event_type == expected
