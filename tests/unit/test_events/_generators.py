@@ -34,8 +34,12 @@ _Basis = list[list[tuple[str, ...]]]
 _REPLY: _Basis = [[("reply", "id")], [("reply", "uuid")], [("campaign_event", "id")]]
 _SEND: _Basis = [[("scheduled_email", "id")], [("campaign_event", "id")]]
 _MAILBOX: _Basis = [[("sender_email", "id"), ("sender_email", "updated_at")]]
-_TAG: _Basis = [[("tag_id",), ("taggable_id",)], [("tag", "id"), ("lead", "id")], [("tag", "id"), ("sender_email", "id")],
-        [("tag", "id"), ("campaign", "id")]]
+_TAG: _Basis = [
+    [("tag_id",), ("taggable_id",)],
+    [("tag", "id"), ("lead", "id")],
+    [("tag", "id"), ("sender_email", "id")],
+    [("tag", "id"), ("campaign", "id")],
+]
 BASES: dict[str, list[list[tuple[str, ...]]]] = {
     "email_sent": _SEND,
     "lead_first_contacted": [*_SEND, [("lead", "id"), ("campaign", "id")]],
