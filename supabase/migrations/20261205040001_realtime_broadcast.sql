@@ -111,7 +111,8 @@ as $$
 $$;
 
 revoke all on function public._ensure_realtime_broadcast_policy() from public, anon, authenticated, service_role;
-revoke all on function public.bisonsync_broadcast_change(), public.set_realtime_broadcast(boolean),
+revoke all on function public.bisonsync_broadcast_change() from public, anon, authenticated, service_role;
+revoke all on function public.set_realtime_broadcast(boolean),
   public.realtime_broadcast_enabled() from public, anon, authenticated;
 grant execute on function public.set_realtime_broadcast(boolean) to service_role;
 -- the dashboard asks which transport to use

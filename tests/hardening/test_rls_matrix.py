@@ -268,6 +268,13 @@ FUNCTIONS: dict[str, Fn] = {
     "workspace_api_key_status(text)": Fn(SERVICE),
     "workspace_api_keys(text)": Fn(SERVICE),
     "mark_workspace_api_key(uuid,boolean,text)": Fn(SERVICE),
+    # opt-in broadcast from the database (realtime engineer, issue 14)
+    "_ensure_realtime_broadcast_policy()": internal(),
+    "bisonsync_broadcast_change()": internal(),
+    "set_realtime_broadcast(boolean)": Fn(SERVICE, args=lambda s: {"p_enabled": False}),
+    "realtime_broadcast_enabled()": Fn(READERS),
+    # membership test used by the realtime.messages policy (members evaluate it)
+    "bisonsync_topic_workspace(text)": Fn(READERS),
 }
 
 
