@@ -367,7 +367,12 @@ def service_env(stack: Stack, store: str, token: str, extra: Mapping[str, str] |
 
 @contextlib.asynccontextmanager
 async def running_service(
-    stack: Stack, store: str, token: str, *, log_level: str = "info", extra_env: Mapping[str, str] | None = None,
+    stack: Stack,
+    store: str,
+    token: str,
+    *,
+    log_level: str = "info",
+    extra_env: Mapping[str, str] | None = None,
     ready_timeout_s: float = 60,
 ) -> AsyncIterator[Service]:
     """Start `bisonsync serve` for `store`, wait until /readyz answers 200, stop it (by pid) on exit."""
@@ -376,8 +381,9 @@ async def running_service(
     env = service_env(stack, store, token, extra_env)
     command = [str(BIN / "bisonsync"), "serve", "--host", LOOPBACK, "--port", str(port), "--log-level", log_level]
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True
+        )
     service = Service(proc, port, log_path, env)
     try:
         await wait_ready(service, ready_timeout_s)

@@ -177,9 +177,10 @@ async def check_exactly_once(conn: asyncpg.Connection, corpus: Corpus, host: str
     )
     by_status = {r["status"]: int(r["n"]) for r in rows}
     sums = await conn.fetchrow(
-        "select " + ", ".join(f"coalesce(sum(m.{m}), 0)::bigint as {m}" for m in METRICS)
+        "select "
+        + ", ".join(f"coalesce(sum(m.{m}), 0)::bigint as {m}" for m in METRICS)
         + " from public.client_metrics_daily m join public.workspaces w on w.id = m.workspace_id"
-          " where w.instance = $1",
+        " where w.instance = $1",
         host,
     )
     ledger = sum(by_status.values())
@@ -201,8 +202,10 @@ async def check_exactly_once(conn: asyncpg.Connection, corpus: Corpus, host: str
     for status in ("failed", "rejected"):
         if by_status.get(status):
             problems.append(f"{by_status[status]} {status}")
-    detail = "; ".join(problems) if problems else (
-        f"{ledger} ledger rows = deliveries, {first} first = distinct events, counters = distinct counted events"
+    detail = (
+        "; ".join(problems)
+        if problems
+        else (f"{ledger} ledger rows = deliveries, {first} first = distinct events, counters = distinct counted events")
     )
     return Check(not problems, ledger, first, lost, double, detail)
 
@@ -263,8 +266,12 @@ class RunReport:
             first_deliveries=sum(seg.check.first_deliveries for seg in segments),
             lost=sum(seg.check.lost for seg in segments),
             double_counted=sum(seg.check.double_counted for seg in segments),
-            detail=bad[0].detail if bad else segments[0].check.detail if len(segments) == 1 else
-            f"{len(segments)} segments, each: ledger rows = deliveries, first = distinct events, counters = distinct",
+            detail=bad[0].detail
+            if bad
+            else segments[0].check.detail
+            if len(segments) == 1
+            else f"{len(segments)} segments, each: ledger rows = deliveries, first = distinct events, "
+            "counters = distinct",
         )
 
         def per_delivery(group: str) -> float:
@@ -272,38 +279,81 @@ class RunReport:
 
         first = segments[0].result
         return cls(
-            store=store, label=label, mode=first.mode, offered=first.offered_rate, concurrency=first.concurrency,
-            sent=sum(seg.result.sent for seg in segments), ok=ok,
+            store=store,
+            label=label,
+            mode=first.mode,
+            offered=first.offered_rate,
+            concurrency=first.concurrency,
+            sent=sum(seg.result.sent for seg in segments),
+            ok=ok,
             errors=sum(seg.result.http_errors + len(seg.result.no_answer) for seg in segments),
-            shed=sum(seg.result.shed for seg in segments), seconds=round(seconds, 2),
+            shed=sum(seg.result.shed for seg in segments),
+            seconds=round(seconds, 2),
             throughput=round(ok / seconds, 1) if seconds else 0.0,
-            p50=percentile(lat, 50), p95=percentile(lat, 95), p99=percentile(lat, 99),
+            p50=percentile(lat, 50),
+            p95=percentile(lat, 95),
+            p99=percentile(lat, 99),
             max=max(lat, default=float("nan")),
-            rss_peak_mb=round(max(seg.rss_peak_kb for seg in segments) / 1024, 1), cpu_pct=cpu,
-            service_us=per_delivery("service"), postgres_us=per_delivery("postgres"), check=check,
+            rss_peak_mb=round(max(seg.rss_peak_kb for seg in segments) / 1024, 1),
+            cpu_pct=cpu,
+            service_us=per_delivery("service"),
+            postgres_us=per_delivery("postgres"),
+            check=check,
             statuses=dict(statuses),
         )
 
     def row(self, baseline: float) -> list[str]:
         cpu = " ".join(f"{k[:3]}={v:.0f}" for k, v in self.cpu_pct.items())
         return [
-            self.store, self.label, f"{self.offered:.0f}" if self.offered else "-", str(self.sent), str(self.ok),
-            str(self.errors), str(self.shed), f"{self.throughput:.0f}", f"{ratio(self.throughput, baseline):.2f}",
-            fmt_ms(self.p50), fmt_ms(self.p95), fmt_ms(self.p99), fmt_ms(self.max),
+            self.store,
+            self.label,
+            f"{self.offered:.0f}" if self.offered else "-",
+            str(self.sent),
+            str(self.ok),
+            str(self.errors),
+            str(self.shed),
+            f"{self.throughput:.0f}",
+            f"{ratio(self.throughput, baseline):.2f}",
+            fmt_ms(self.p50),
+            fmt_ms(self.p95),
+            fmt_ms(self.p99),
+            fmt_ms(self.max),
             f"{self.rss_peak_mb:.0f}" if self.rss_peak_mb else "-",
             f"{self.service_us:.0f}" if self.service_us == self.service_us and self.service_us else "-",
-            f"{self.postgres_us:.0f}", cpu, "PASS" if self.check.passed else "FAIL",
+            f"{self.postgres_us:.0f}",
+            cpu,
+            "PASS" if self.check.passed else "FAIL",
         ]
 
 
-HEADERS = ["store", "run", "offered/s", "sent", "2xx", "errors", "shed", "sustained/s", "x raw SQL", "p50 ms",
-           "p95 ms", "p99 ms", "max ms", "RSS MB", "svc CPU us/dlv", "PG CPU us/dlv", "CPU % of a core",
-           "exactly-once"]
+HEADERS = [
+    "store",
+    "run",
+    "offered/s",
+    "sent",
+    "2xx",
+    "errors",
+    "shed",
+    "sustained/s",
+    "x raw SQL",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "max ms",
+    "RSS MB",
+    "svc CPU us/dlv",
+    "PG CPU us/dlv",
+    "CPU % of a core",
+    "exactly-once",
+]
 
 
 def cpu_meter(stack: Stack, service: Service | None) -> CpuMeter:
-    groups: dict[str, Any] = {"postgres": stack.postgres_pids, "gateway": stack.gateway_pids,
-                              "bench": lambda: [os.getpid()]}
+    groups: dict[str, Any] = {
+        "postgres": stack.postgres_pids,
+        "gateway": stack.gateway_pids,
+        "bench": lambda: [os.getpid()],
+    }
     if service is not None:
         groups = {"service": lambda: [service.pid], **groups}
     return CpuMeter(groups)
@@ -323,8 +373,9 @@ class RawSql:
         warm = [_ingest_args(b, host) for b in bodies[: 40 * self.concurrency]]
         # plans are cached per backend: warm every connection on another instance first
         n = self.concurrency
-        await asyncio.gather(*(_call_loop(c, warm, iter(range(i, len(warm), n)), None, 1e18)
-                               for i, c in enumerate(self.conns)))
+        await asyncio.gather(
+            *(_call_loop(c, warm, iter(range(i, len(warm), n)), None, 1e18) for i, c in enumerate(self.conns))
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -351,8 +402,9 @@ def _ingest_args(body: bytes, host: str) -> tuple[Any, ...]:
     return (d.dedup_key, d.instance, d.workspace_id, d.workspace_name, d.event_type, d.payload_json.decode())
 
 
-async def _call_loop(conn: asyncpg.Connection, args: Sequence[tuple[Any, ...]], indices: Any,
-                     result: LoadResult | None, deadline: float) -> None:
+async def _call_loop(
+    conn: asyncpg.Connection, args: Sequence[tuple[Any, ...]], indices: Any, result: LoadResult | None, deadline: float
+) -> None:
     for index in indices:
         if time.perf_counter() >= deadline:
             break
@@ -370,8 +422,9 @@ async def _call_loop(conn: asyncpg.Connection, args: Sequence[tuple[Any, ...]], 
 class ServiceLoad:
     """Load on one running `bisonsync serve`."""
 
-    def __init__(self, stack: Stack, service: Service, corpus: Corpus, check_conn: asyncpg.Connection,
-                 opts: argparse.Namespace) -> None:
+    def __init__(
+        self, stack: Stack, service: Service, corpus: Corpus, check_conn: asyncpg.Connection, opts: argparse.Namespace
+    ) -> None:
         self.stack, self.service, self.corpus, self.check_conn, self.opts = stack, service, corpus, check_conn, opts
 
     def connect_to(self, host: str) -> Callable[[], Connection]:
@@ -389,13 +442,16 @@ class ServiceLoad:
         await self.corpus.register_workspaces(self.check_conn, host)
         meter = cpu_meter(self.stack, self.service)
         meter.start()
-        with RssSampler(self.service.pid) as rss, \
-                (recording(self.service.pid, profile) if profile else contextlib.nullcontext()):
+        with (
+            RssSampler(self.service.pid) as rss,
+            recording(self.service.pid, profile) if profile else contextlib.nullcontext(),
+        ):
             if rate is None:
                 result = await closed_loop(self.connect_to(host), bodies, self.opts.concurrency, duration_s)
             else:
-                result = await open_loop(self.connect_to(host), bodies, rate, duration_s, self.opts.connections,
-                                         self.opts.drain)
+                result = await open_loop(
+                    self.connect_to(host), bodies, rate, duration_s, self.opts.connections, self.opts.drain
+                )
         cpu = meter.stop()
         return Segment(result, cpu, rss.peak_kb, await check_exactly_once(self.check_conn, self.corpus, host, result))
 
@@ -411,15 +467,21 @@ def show(report_: RunReport, baseline: float = 0.0) -> None:
     print(table(HEADERS, [report_.row(baseline)]).splitlines()[-1], flush=True)
 
 
-async def run_store(stack: Stack, store: str, corpus: Corpus, check_conn: asyncpg.Connection, raw: RawSql,
-                    raw_segments: list[Segment], opts: argparse.Namespace) -> StoreRuns:
+async def run_store(
+    stack: Stack,
+    store: str,
+    corpus: Corpus,
+    check_conn: asyncpg.Connection,
+    raw: RawSql,
+    raw_segments: list[Segment],
+    opts: argparse.Namespace,
+) -> StoreRuns:
     """All runs of one store against one `bisonsync serve`. The saturation run alternates with raw SQL segments
     (A/B/A/B...) when `raw_segments` should be filled, so both see the same neighbours on a shared machine."""
     reports: list[RunReport] = []
     profile_text: str | None = None
     service_env = {"BISONSYNC_WEBHOOK_INSTANCES": f"*.{TEMPLATE_HOST}", **opts.service_env}
-    async with running_service(stack, store, TOKEN, log_level=opts.log_level,
-                               extra_env=service_env) as service:
+    async with running_service(stack, store, TOKEN, log_level=opts.log_level, extra_env=service_env) as service:
         load = ServiceLoad(stack, service, corpus, check_conn, opts)
         await load.warm_up(f"{store}-warmup")
         idle_rss = rss_kb(service.pid)
@@ -453,37 +515,55 @@ def targets(baseline: RunReport, runs: list[RunReport], stores: Sequence[str]) -
     sat = {r.store: r for r in runs if r.mode == "closed"}
     if "postgres" in sat:
         share = ratio(sat["postgres"].throughput, baseline.throughput)
-        out.append(Target(
-            BENCH, f"direct-Postgres saturation >= {SATURATION_SHARE_TARGET:.0%} of raw SQL throughput",
-            share >= SATURATION_SHARE_TARGET,
-            f"{share:.3f} ({sat['postgres'].throughput:.0f}/s vs {baseline.throughput:.0f}/s, "
-            f"both x{baseline.concurrency} concurrent)",
-        ))
+        out.append(
+            Target(
+                BENCH,
+                f"direct-Postgres saturation >= {SATURATION_SHARE_TARGET:.0%} of raw SQL throughput",
+                share >= SATURATION_SHARE_TARGET,
+                f"{share:.3f} ({sat['postgres'].throughput:.0f}/s vs {baseline.throughput:.0f}/s, "
+                f"both x{baseline.concurrency} concurrent)",
+            )
+        )
     for store in stores:
         at_rate = [r for r in runs if r.store == store and r.mode == "open" and r.offered == P99_TARGET_RATE]
         for r in at_rate:
             passed = r.p99 < P99_TARGET_MS and r.errors == 0 and r.shed == 0
-            out.append(Target(
-                BENCH, f"p99 < {P99_TARGET_MS:g} ms at {P99_TARGET_RATE:g}/s [{store}]", passed,
-                f"p99 {r.p99:.1f} ms (p50 {r.p50:.1f}, p95 {r.p95:.1f}), {r.ok}/{r.sent} 2xx, "
-                f"{r.errors} errors, sustained {r.throughput:.0f}/s",
-            ))
+            out.append(
+                Target(
+                    BENCH,
+                    f"p99 < {P99_TARGET_MS:g} ms at {P99_TARGET_RATE:g}/s [{store}]",
+                    passed,
+                    f"p99 {r.p99:.1f} ms (p50 {r.p50:.1f}, p95 {r.p95:.1f}), {r.ok}/{r.sent} 2xx, "
+                    f"{r.errors} errors, sustained {r.throughput:.0f}/s",
+                )
+            )
         store_runs = [r for r in runs if r.store == store]
         if store_runs:
             bad = [r for r in store_runs if not r.check.passed]
             lost = sum(r.check.lost for r in store_runs)
             double = sum(r.check.double_counted for r in store_runs)
-            out.append(Target(
-                BENCH, f"zero lost or double-counted deliveries at every rate [{store}]", not bad,
-                f"{len(store_runs)} runs checked, lost {lost}, double-counted {double}"
-                + (f"; {bad[0].label}: {bad[0].check.detail}" if bad else ""),
-            ))
+            out.append(
+                Target(
+                    BENCH,
+                    f"zero lost or double-counted deliveries at every rate [{store}]",
+                    not bad,
+                    f"{len(store_runs)} runs checked, lost {lost}, double-counted {double}"
+                    + (f"; {bad[0].label}: {bad[0].check.detail}" if bad else ""),
+                )
+            )
     out.append(Target(BENCH, "baseline run exactly-once (raw SQL)", baseline.check.passed, baseline.check.detail))
     return out
 
 
-def markdown(info: dict[str, Any], opts: argparse.Namespace, corpus: Corpus, baseline: RunReport,
-             runs: list[RunReport], idle_rss: dict[str, int], found: list[Target]) -> str:
+def markdown(
+    info: dict[str, Any],
+    opts: argparse.Namespace,
+    corpus: Corpus,
+    baseline: RunReport,
+    runs: list[RunReport],
+    idle_rss: dict[str, int],
+    found: list[Target],
+) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"Latest run: {stamp}; machine: {info['nproc']} cores ({info['cpu_model']}), PostgreSQL on the same box; "
@@ -494,11 +574,13 @@ def markdown(info: dict[str, Any], opts: argparse.Namespace, corpus: Corpus, bas
         "per 2xx delivery in the service process and in PostgreSQL (all backends), from /proc; `oth` = the rest "
         "of the machine (other users' processes).",
         "",
-        markdown_table(HEADERS, [baseline.row(baseline.throughput)]
-                       + [r.row(baseline.throughput) for r in runs], text_columns=2),
+        markdown_table(
+            HEADERS, [baseline.row(baseline.throughput)] + [r.row(baseline.throughput) for r in runs], text_columns=2
+        ),
         "",
         "Idle RSS of `bisonsync serve` after warm-up: "
-        + ", ".join(f"{store} {kb / 1024:.0f} MB" for store, kb in idle_rss.items()) + ".",
+        + ", ".join(f"{store} {kb / 1024:.0f} MB" for store, kb in idle_rss.items())
+        + ".",
         "",
         "```",
         *(t.line for t in found),
@@ -513,12 +595,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rates", default="100,200,500,1000", help="offered rates (deliveries/s) for the open loop")
     p.add_argument("--duration", type=float, default=6.0, help="seconds per open-loop rate")
     p.add_argument("--p99-duration", type=float, default=10.0, help=f"seconds at {P99_TARGET_RATE:g}/s (p99 target)")
-    p.add_argument("--saturation", type=float, default=9.0,
-                   help="seconds of closed-loop saturation per store (and of raw SQL), split into --rounds")
-    p.add_argument("--rounds", type=int, default=3,
-                   help="saturation rounds, alternating raw SQL and the service so both share the same noise")
-    p.add_argument("--concurrency", type=int, default=8,
-                   help="closed-loop workers, baseline connections (the service's pool holds 10)")
+    p.add_argument(
+        "--saturation",
+        type=float,
+        default=9.0,
+        help="seconds of closed-loop saturation per store (and of raw SQL), split into --rounds",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="saturation rounds, alternating raw SQL and the service so both share the same noise",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        help="closed-loop workers, baseline connections (the service's pool holds 10)",
+    )
     p.add_argument("--connections", type=int, default=64, help="open-loop connections (the in-flight cap)")
     p.add_argument("--drain", type=float, default=4.0, help="seconds after the schedule before the rest is shed")
     p.add_argument("--warmup", type=float, default=2.0, help="closed-loop warm-up seconds per store")
@@ -526,12 +620,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=10.0, help="per-request timeout, seconds")
     p.add_argument("--deliveries", type=int, default=24000, help="pre-generated deliveries (bounds every run)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
-                   help="bisonsync serve's log level (info = production default: one access-log line per request)")
-    p.add_argument("--profile", action="store_true",
-                   help="py-spy the service during the first saturation round of each store (slows that round)")
-    p.add_argument("--service-env", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra environment for bisonsync serve (experiments, e.g. PYTHONPATH=...)")
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="bisonsync serve's log level (info = production default: one access-log line per request)",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the service during the first saturation round of each store (slows that round)",
+    )
+    p.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for bisonsync serve (experiments, e.g. PYTHONPATH=...)",
+    )
     p.add_argument("--quick", action="store_true", help="shorter runs (~half the time)")
     p.add_argument("--update-doc", action="store_true", help="also write the section in docs/performance.md")
     opts = p.parse_args(argv)
@@ -553,9 +659,13 @@ async def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     corpus = await asyncio.to_thread(Corpus.generate, opts.deliveries, opts.seed)
     mix = Counter(corpus.types)
-    print(f"{len(corpus.bodies)} deliveries pre-generated ({corpus.duplicates} re-sends, "
-          f"{len(set(corpus.key_ids))} distinct events, {len(corpus.workspaces)} workspaces); mix: "
-          + ", ".join(f"{t} {100 * n / len(corpus.types):.1f}%" for t, n in mix.most_common(6)) + ", ...", flush=True)
+    print(
+        f"{len(corpus.bodies)} deliveries pre-generated ({corpus.duplicates} re-sends, "
+        f"{len(set(corpus.key_ids))} distinct events, {len(corpus.workspaces)} workspaces); mix: "
+        + ", ".join(f"{t} {100 * n / len(corpus.types):.1f}%" for t, n in mix.most_common(6))
+        + ", ...",
+        flush=True,
+    )
     runs: list[RunReport] = []
     idle: dict[str, int] = {}
     profiles: dict[str, str] = {}
@@ -586,9 +696,14 @@ async def main(argv: Sequence[str] | None = None) -> int:
     print(f"\ningest benchmark took {time.perf_counter() - started:.0f}s", flush=True)
     md = markdown(info, opts, corpus, baseline, runs, idle, found)
     data = {
-        "bench": BENCH, "machine": info, "options": dict(vars(opts)),
-        "baseline": asdict(baseline), "runs": [asdict(r) for r in runs], "idle_rss_kb": idle,
-        "targets": [asdict(t) for t in found], "profiles": profiles,
+        "bench": BENCH,
+        "machine": info,
+        "options": dict(vars(opts)),
+        "baseline": asdict(baseline),
+        "runs": [asdict(r) for r in runs],
+        "idle_rss_kb": idle,
+        "targets": [asdict(t) for t in found],
+        "profiles": profiles,
     }
     path = write_results(BENCH, data, md)
     print(f"raw results: {path}")

@@ -82,11 +82,24 @@ async def measure_async(fn: Callable[[], Awaitable[object]], count: int) -> floa
 
 def asgi_scope(length: int) -> dict[str, Any]:
     return {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": "/webhooks/bison", "raw_path": b"/webhooks/bison", "root_path": "", "query_string": b"",
-        "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
-                    (b"x-bisonsync-token", TOKEN.encode()), (b"content-length", str(length).encode())],
-        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000), "state": {},
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/webhooks/bison",
+        "raw_path": b"/webhooks/bison",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"127.0.0.1:8000"),
+            (b"content-type", b"application/json"),
+            (b"x-bisonsync-token", TOKEN.encode()),
+            (b"content-length", str(length).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
     }
 
 
@@ -98,8 +111,9 @@ async def asgi_layer(bodies: Sequence[bytes], log_level: str) -> float:
     setup_logging(log_level)
     with open(os.devnull, "w") as sink:
         logging.getLogger().handlers[0].setStream(sink)  # type: ignore[attr-defined]
-        app = create_app(Settings(webhook_token=TOKEN, database_url="postgresql://unused@127.0.0.1/unused"),
-                         store=NullStore())
+        app = create_app(
+            Settings(webhook_token=TOKEN, database_url="postgresql://unused@127.0.0.1/unused"), store=NullStore()
+        )
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         started = asyncio.Event()
 
@@ -140,9 +154,13 @@ async def http_layer(bodies: Sequence[bytes], log_level: str, concurrency: int) 
     port = free_port()
     proc = subprocess.Popen(
         [str(BIN / "python"), str(ROOT / "bench" / "null_service.py"), "--port", str(port), "--log-level", log_level],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        start_new_session=True,
     )
     try:
+
         def connect() -> Connection:
             return Connection(port, "/webhooks/bison", {"X-Bisonsync-Token": TOKEN}, 10)
 
@@ -172,16 +190,23 @@ async def store_layer(corpus: Corpus) -> float:
         store = PostgresStore(stack.dsn)
         await store.open()
         try:
+
             def requests(tag: str) -> list[IngestRequest]:
                 _, bodies = corpus.for_run(tag)
                 out = []
                 for body in bodies:
                     d = decode_delivery(body)
-                    out.append(IngestRequest(
-                        dedup_key=d.dedup_key, instance=d.instance, bison_workspace_id=d.workspace_id,
-                        workspace_name=d.workspace_name, event_type=d.event_type, payload_json=d.payload_json,
-                        received_at=datetime.now(UTC),
-                    ))
+                    out.append(
+                        IngestRequest(
+                            dedup_key=d.dedup_key,
+                            instance=d.instance,
+                            bison_workspace_id=d.workspace_id,
+                            workspace_name=d.workspace_name,
+                            event_type=d.event_type,
+                            payload_json=d.payload_json,
+                            received_at=datetime.now(UTC),
+                        )
+                    )
                 return out
 
             async def drive(reqs: list[IngestRequest]) -> None:
@@ -233,23 +258,32 @@ async def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(table(headers, body_rows))
     service_estimate = http_us + store_us
-    print(f"\nserve on the direct path ~ layer 4 + layer 5 = {service_estimate:.0f} us CPU/delivery "
-          f"(~{1e6 / service_estimate:.0f} deliveries/s per core); null service throughput x8: {http_rate:.0f}/s")
-    found = [Target(BENCH, "informational: CPU per delivery of the Python path (no target)", True,
-                    f"~{service_estimate:.0f} us/delivery on the direct path (HTTP+app {http_us:.0f}, "
-                    f"store client {store_us:.0f}, decode {decode_us:.0f})")]
+    print(
+        f"\nserve on the direct path ~ layer 4 + layer 5 = {service_estimate:.0f} us CPU/delivery "
+        f"(~{1e6 / service_estimate:.0f} deliveries/s per core); null service throughput x8: {http_rate:.0f}/s"
+    )
+    found = [
+        Target(
+            BENCH,
+            "informational: CPU per delivery of the Python path (no target)",
+            True,
+            f"~{service_estimate:.0f} us/delivery on the direct path (HTTP+app {http_us:.0f}, "
+            f"store client {store_us:.0f}, decode {decode_us:.0f})",
+        )
+    ]
     print_targets(found)
-    md = "\n".join([
-        f"Latest run: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}, {info['nproc']} cores ({info['cpu_model']}), "
-        f"{len(bodies)} deliveries of the simulator mix; CPU time, not wall time.",
-        "",
-        markdown_table(headers, body_rows),
-        "",
-        f"Direct path estimate (layer 4 + layer 5): {service_estimate:.0f} us of service CPU per delivery, "
-        f"~{1e6 / service_estimate:.0f} deliveries/s for one core.",
-    ])
-    write_results(BENCH, {"bench": BENCH, "machine": info, "layers_us": dict(rows),
-                          "null_service_rate": http_rate}, md)
+    md = "\n".join(
+        [
+            f"Latest run: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}, {info['nproc']} cores ({info['cpu_model']}), "
+            f"{len(bodies)} deliveries of the simulator mix; CPU time, not wall time.",
+            "",
+            markdown_table(headers, body_rows),
+            "",
+            f"Direct path estimate (layer 4 + layer 5): {service_estimate:.0f} us of service CPU per delivery, "
+            f"~{1e6 / service_estimate:.0f} deliveries/s for one core.",
+        ]
+    )
+    write_results(BENCH, {"bench": BENCH, "machine": info, "layers_us": dict(rows), "null_service_rate": http_rate}, md)
     if opts.update_doc:
         update_doc_section(BENCH, md)
     return 0

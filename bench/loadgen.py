@@ -152,7 +152,11 @@ class LoadResult:
 
 
 async def open_loop(
-    make: Callable[[], Connection], bodies: Sequence[bytes], rate: float, duration_s: float, connections: int,
+    make: Callable[[], Connection],
+    bodies: Sequence[bytes],
+    rate: float,
+    duration_s: float,
+    connections: int,
     drain_s: float = 5.0,
 ) -> LoadResult:
     """Offer `rate` requests/s for `duration_s` (bodies[0], bodies[1], ... in order) over `connections` keep-alive
@@ -201,7 +205,10 @@ async def open_loop(
 
 
 async def closed_loop(
-    make: Callable[[], Connection], bodies: Sequence[bytes], concurrency: int, duration_s: float,
+    make: Callable[[], Connection],
+    bodies: Sequence[bytes],
+    concurrency: int,
+    duration_s: float,
 ) -> LoadResult:
     """`concurrency` workers send bodies[0], bodies[1], ... back to back for `duration_s` (or until none are left)."""
     result = LoadResult("closed", 0.0, concurrency)

@@ -68,8 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     setup_logging(args.log_level)  # as `bisonsync serve` does
-    settings = Settings(webhook_token=args.token, database_url="postgresql://unused@127.0.0.1/unused",
-                        poll_interval_s=0)
+    settings = Settings(
+        webhook_token=args.token, database_url="postgresql://unused@127.0.0.1/unused", poll_interval_s=0
+    )
     app = create_app(settings, store=NullStore())
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level=args.log_level, access_log=False, lifespan="on")
     return 0

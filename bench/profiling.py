@@ -32,9 +32,9 @@ def recording(pid: int, out: Path, rate_hz: int = 250) -> Iterator[Path | None]:
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [exe, "record", "--pid", str(pid), "--rate", str(rate_hz), "--format", "raw", "--output", str(out),
-         "--gil"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [exe, "record", "--pid", str(pid), "--rate", str(rate_hz), "--format", "raw", "--output", str(out), "--gil"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         yield out

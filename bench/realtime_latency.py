@@ -118,8 +118,13 @@ class Arrivals:
             self.done.set()
 
 
-async def subscribe_all(url: str, keys_and_tokens: list[tuple[str, str | None]], table: str,
-                        arrivals: Arrivals, broadcast_topic: str | None = None) -> list[AsyncClient]:
+async def subscribe_all(
+    url: str,
+    keys_and_tokens: list[tuple[str, str | None]],
+    table: str,
+    arrivals: Arrivals,
+    broadcast_topic: str | None = None,
+) -> list[AsyncClient]:
     """One client per subscriber: a postgres_changes binding on `table`, or a private channel on
     `broadcast_topic` (ready when joined; there is no database subscription to confirm)."""
     clients: list[AsyncClient] = []
@@ -138,6 +143,7 @@ async def subscribe_all(url: str, keys_and_tokens: list[tuple[str, str | None]],
                 ready.set()
 
         if broadcast_topic is not None:
+
             def on_message(message: Any, index: int = index) -> None:
                 arrivals.record(index, message["payload"]["record"]["id"])
 
@@ -145,8 +151,10 @@ async def subscribe_all(url: str, keys_and_tokens: list[tuple[str, str | None]],
                 if str(getattr(state, "value", state)) == "SUBSCRIBED":
                     ready.set()
 
-            channel = client.channel(broadcast_topic, params={"config": {
-                "private": True, "broadcast": {"ack": False, "self": False}, "presence": None}})
+            channel = client.channel(
+                broadcast_topic,
+                params={"config": {"private": True, "broadcast": {"ack": False, "self": False}, "presence": None}},
+            )
             channel.on_broadcast("*", on_message)
             await channel.subscribe(on_state)
             clients.append(client)
@@ -173,9 +181,20 @@ def process_cpu_seconds(pid: int | None) -> float:
         return 0.0
 
 
-async def run_case(name: str, url: str, db: asyncpg.Connection, table: str, subscribers: list[tuple[str, str | None]],
-                   changes: int, rate: float, first_id: int, row_sql: str, row_args: tuple[Any, ...],
-                   gateway_pid: int | None, broadcast_topic: str | None = None) -> CaseResult:
+async def run_case(
+    name: str,
+    url: str,
+    db: asyncpg.Connection,
+    table: str,
+    subscribers: list[tuple[str, str | None]],
+    changes: int,
+    rate: float,
+    first_id: int,
+    row_sql: str,
+    row_args: tuple[Any, ...],
+    gateway_pid: int | None,
+    broadcast_topic: str | None = None,
+) -> CaseResult:
     arrivals = Arrivals([{} for _ in subscribers], expected=changes * len(subscribers))
     clients = await subscribe_all(url, subscribers, table, arrivals, broadcast_topic)
     committed: dict[int, float] = {}
@@ -205,15 +224,17 @@ async def run_case(name: str, url: str, db: asyncpg.Connection, table: str, subs
     return result
 
 
-async def bench(stack: DevStack, changes: int, rate: float, counts: list[int],
-                broadcast_subscribers: int) -> list[CaseResult]:
+async def bench(
+    stack: DevStack, changes: int, rate: float, counts: list[int], broadcast_subscribers: int
+) -> list[CaseResult]:
     env = stack.env()
     gateway = stack.status()["gateway"]
     pid = gateway.get("pid") if isinstance(gateway, dict) else None
     gateway_pid = pid if isinstance(pid, int) else None
     db = await asyncpg.connect(env.database_url)
-    plain, docs, members, cast = (f"bench_{kind}_{uuid.uuid4().hex[:8]}"
-                                  for kind in ("plain", "rls", "members", "cast"))
+    plain, docs, members, cast = (
+        f"bench_{kind}_{uuid.uuid4().hex[:8]}" for kind in ("plain", "rls", "members", "cast")
+    )
     topic = f"bench:{cast}"
     try:
         await db.execute(f"""
@@ -230,18 +251,42 @@ async def bench(stack: DevStack, changes: int, rate: float, counts: list[int],
         next_id = 1
         for count in counts:
             subscribers: list[tuple[str, str | None]] = [(env.anon_key, None)] * count
-            results.append(await run_case(
-                f"{count} subscriber(s)", env.supabase_url, db, plain, subscribers, changes, rate, next_id,
-                f"insert into public.{plain} (id, payload) values ($1, $2)", ("x" * 100,), gateway_pid))
+            results.append(
+                await run_case(
+                    f"{count} subscriber(s)",
+                    env.supabase_url,
+                    db,
+                    plain,
+                    subscribers,
+                    changes,
+                    rate,
+                    next_id,
+                    f"insert into public.{plain} (id, payload) values ($1, $2)",
+                    ("x" * 100,),
+                    gateway_pid,
+                )
+            )
             next_id += changes
         users = [uuid.uuid4() for _ in range(10)]
         await db.executemany(f"insert into public.{members} values (1, $1)", [(u,) for u in users])
         rls_subscribers: list[tuple[str, str | None]] = [
             (env.anon_key, mint_user_token(str(u), secret=env.jwt_secret)) for u in users
         ]
-        results.append(await run_case(
-            "10 users, RLS table", env.supabase_url, db, docs, rls_subscribers, changes, rate, next_id,
-            f"insert into public.{docs} (id, group_id, payload) values ($1, 1, $2)", ("x" * 100,), gateway_pid))
+        results.append(
+            await run_case(
+                "10 users, RLS table",
+                env.supabase_url,
+                db,
+                docs,
+                rls_subscribers,
+                changes,
+                rate,
+                next_id,
+                f"insert into public.{docs} (id, group_id, payload) values ($1, 1, $2)",
+                ("x" * 100,),
+                gateway_pid,
+            )
+        )
         if broadcast_subscribers > 0:
             # Broadcast from the database: a row trigger, a private topic, membership checked at join by RLS.
             await db.execute(f"""
@@ -263,10 +308,22 @@ async def bench(stack: DevStack, changes: int, rate: float, counts: list[int],
             cast_subscribers: list[tuple[str, str | None]] = [
                 (env.anon_key, mint_user_token(str(u), secret=env.jwt_secret)) for u in cast_users
             ]
-            results.append(await run_case(
-                f"broadcast, {broadcast_subscribers} members", env.supabase_url, db, cast, cast_subscribers,
-                changes, rate, next_id, f"insert into public.{cast} (id, group_id, payload) values ($1, 1, $2)",
-                ("x" * 100,), gateway_pid, broadcast_topic=topic))
+            results.append(
+                await run_case(
+                    f"broadcast, {broadcast_subscribers} members",
+                    env.supabase_url,
+                    db,
+                    cast,
+                    cast_subscribers,
+                    changes,
+                    rate,
+                    next_id,
+                    f"insert into public.{cast} (id, group_id, payload) values ($1, 1, $2)",
+                    ("x" * 100,),
+                    gateway_pid,
+                    broadcast_topic=topic,
+                )
+            )
         return results
     finally:
         with contextlib.suppress(Exception):
@@ -281,8 +338,10 @@ async def main_async(args: argparse.Namespace) -> int:
     poll_ms = int(os.environ.get("DEVSTACK_REALTIME_POLL_MS", "50"))
     rtt = await loopback_ws_rtt()
     ws_rtt_ms = pct(rtt, 50)
-    print(f"baseline: slot poll interval {poll_ms} ms; loopback websocket round trip p50={ws_rtt_ms:.3f} ms "
-          f"p99={pct(rtt, 99):.3f} ms ({len(rtt)} samples)")
+    print(
+        f"baseline: slot poll interval {poll_ms} ms; loopback websocket round trip p50={ws_rtt_ms:.3f} ms "
+        f"p99={pct(rtt, 99):.3f} ms ({len(rtt)} samples)"
+    )
     root = Path(tempfile.mkdtemp(prefix="bisonsync-bench-"))
     root.chmod(0o755)  # the cluster runs as the `postgres` user when this runs as root
     stack = DevStack(root=root, api_port=free_port(), db_port=free_port(), seed_file=None)
@@ -290,10 +349,13 @@ async def main_async(args: argparse.Namespace) -> int:
         await stack.prepare_database(seed=False)
         await asyncio.to_thread(stack.start_gateway)
         counts = [int(c) for c in args.subscribers.split(",")]
-        print(f"workload: {args.changes} single-row commits per run at {args.rate:g}/s; one client+socket per "
-              "subscriber; latency = callback time - commit return time (same process, monotonic clock)")
+        print(
+            f"workload: {args.changes} single-row commits per run at {args.rate:g}/s; one client+socket per "
+            "subscriber; latency = callback time - commit return time (same process, monotonic clock)"
+        )
         results = await asyncio.wait_for(
-            bench(stack, args.changes, args.rate, counts, args.broadcast_subscribers), DEADLINE_S)
+            bench(stack, args.changes, args.rate, counts, args.broadcast_subscribers), DEADLINE_S
+        )
     finally:
         await asyncio.to_thread(stack.down)
         shutil.rmtree(root, ignore_errors=True)
@@ -303,10 +365,12 @@ async def main_async(args: argparse.Namespace) -> int:
     cast = next((r for r in results if r.name.startswith("broadcast")), None)
     same = by_name.get(f"{cast.subscribers} subscriber(s)") if cast is not None else None
     if cast is not None and same is not None and cast.latencies_ms and same.latencies_ms:
-        print(f"broadcast vs postgres_changes, {cast.subscribers} subscribers, same run: "
-              f"p50 ratio {pct(cast.latencies_ms, 50) / pct(same.latencies_ms, 50):.2f}, "
-              f"p99 ratio {pct(cast.latencies_ms, 99) / pct(same.latencies_ms, 99):.2f}, gateway cpu ratio "
-              f"{(cast.gateway_cpu / cast.seconds) / max(same.gateway_cpu / same.seconds, 1e-9):.2f}")
+        print(
+            f"broadcast vs postgres_changes, {cast.subscribers} subscribers, same run: "
+            f"p50 ratio {pct(cast.latencies_ms, 50) / pct(same.latencies_ms, 50):.2f}, "
+            f"p99 ratio {pct(cast.latencies_ms, 99) / pct(same.latencies_ms, 99):.2f}, gateway cpu ratio "
+            f"{(cast.gateway_cpu / cast.seconds) / max(same.gateway_cpu / same.seconds, 1e-9):.2f}"
+        )
     ok = all(r.passed for r in results)
     print(f"{'PASS' if ok else 'FAIL'}: p99 < {P99_BUDGET_MS:.0f} ms for every run")
     return 0 if ok else 1
@@ -317,8 +381,12 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=100.0, help="commits per second")
     parser.add_argument("--subscribers", default="1,10,50")
-    parser.add_argument("--broadcast-subscribers", type=int, default=50,
-                        help="subscribers of the broadcast-from-database run (0: skip it)")
+    parser.add_argument(
+        "--broadcast-subscribers",
+        type=int,
+        default=50,
+        help="subscribers of the broadcast-from-database run (0: skip it)",
+    )
     sys.exit(asyncio.run(main_async(parser.parse_args())))
 
 

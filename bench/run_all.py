@@ -80,8 +80,13 @@ def run_one(name: str, script: str, args: list[str], budget_s: float) -> BenchRu
     lines: list[str] = []
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-u", str(path), *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, bufsize=1, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [sys.executable, "-u", str(path), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
     def pump() -> None:
@@ -118,7 +123,10 @@ def stop(proc: subprocess.Popen[str], grace_s: float = 20, signal_first: bool = 
     """SIGINT (so the benchmark's own cleanup runs; skipped when it already got one), then SIGTERM, then SIGKILL;
     by pid only."""
     steps: list[tuple[signal.Signals | None, float]] = [
-        (signal.SIGINT if signal_first else None, grace_s), (signal.SIGTERM, 10), (signal.SIGKILL, 5)]
+        (signal.SIGINT if signal_first else None, grace_s),
+        (signal.SIGTERM, 10),
+        (signal.SIGKILL, 5),
+    ]
     for sig, wait_s in steps:
         if proc.poll() is not None:
             return
@@ -175,8 +183,15 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             left = opts.budget - (time.monotonic() - started)
             if left < 20 and (ROOT / script).exists():
-                runs.append(BenchRun(name, script, "timed out", 0.0,
-                                     [f"[FAIL] {name}: not started, the {opts.budget:.0f}s budget is spent"]))
+                runs.append(
+                    BenchRun(
+                        name,
+                        script,
+                        "timed out",
+                        0.0,
+                        [f"[FAIL] {name}: not started, the {opts.budget:.0f}s budget is spent"],
+                    )
+                )
                 continue
             runs.append(run_one(name, script, args, min(cap, left)))
     except KeyboardInterrupt:
@@ -190,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     failed = sum(run.failed for run in runs)
     print(f"\n{'all targets PASS' if not failed else f'{failed} target(s) FAIL'} (benchmarks report; exit status 0)")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "run_all-latest.json").write_text(json.dumps(
-        {"machine": info, "seconds": round(total, 1), "runs": [asdict(r) for r in runs]}, indent=2) + "\n")
+    (RESULTS_DIR / "run_all-latest.json").write_text(
+        json.dumps({"machine": info, "seconds": round(total, 1), "runs": [asdict(r) for r in runs]}, indent=2) + "\n"
+    )
     if not opts.no_doc and not interrupted:
         text = DOC_PATH.read_text() if DOC_PATH.exists() else "# Performance\n"
         text = replace_doc_section(text, "summary", summary_markdown(runs, info, total))

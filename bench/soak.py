@@ -91,16 +91,26 @@ async def soak(minutes: float, rate: float, workspaces: int, mailboxes: int) -> 
         async with running_service(stack, "postgres", TOKEN, log_level="warning", extra_env=extra) as service:
             before = await db_gauges(stack.dsn)
             firer = WebhookFirer(
-                f"{service.url}/webhooks/bison", sim, rate_per_s=rate, duration_s=minutes * 60, token=TOKEN,
-                duplicate_share=0.05, reorder_share=0.02, seed=5, concurrency=8,
+                f"{service.url}/webhooks/bison",
+                sim,
+                rate_per_s=rate,
+                duration_s=minutes * 60,
+                token=TOKEN,
+                duplicate_share=0.05,
+                reorder_share=0.02,
+                seed=5,
+                concurrency=8,
             )
             started = time.monotonic()
             firing = asyncio.create_task(firer.run())
             while not firing.done():
                 gauges = await db_gauges(stack.dsn)
                 samples.append({"t": round(time.monotonic() - started), "rss_kb": rss_kb(service.pid), **gauges})
-                print(f"  t={samples[-1]['t']:>4}s  rss={samples[-1]['rss_kb'] / 1024:.0f} MB  "
-                      f"connections={gauges['connections']}  slots={gauges['slots']}", flush=True)
+                print(
+                    f"  t={samples[-1]['t']:>4}s  rss={samples[-1]['rss_kb'] / 1024:.0f} MB  "
+                    f"connections={gauges['connections']}  slots={gauges['slots']}",
+                    flush=True,
+                )
                 await asyncio.wait({firing}, timeout=10)
             truth = firing.result()
             await asyncio.sleep(2)  # in-flight deliveries land
@@ -124,35 +134,73 @@ async def soak(minutes: float, rate: float, workspaces: int, mailboxes: int) -> 
     poll_counts = {r["status"]: int(r["count"]) for r in polls}
     total_counted = sum(sum(c.values()) for c in got.values())
     targets = [
-        Target("soak", "counters equal ground truth", not mismatches and truth.failures == 0,
-               f"{total_counted} counted events in {len(truth.accepted)} workspaces, {truth.deliveries} deliveries "
-               f"({truth.duplicates} duplicates, {truth.reordered} reordered), {truth.failures} failed, "
-               f"{len(mismatches)} mismatching workspaces"),
-        Target("soak", "RSS bounded", growth_mb < 30,
-               f"steady-state RSS spread {growth_mb:.1f} MB (start {samples[0]['rss_kb'] / 1024:.0f} MB, "
-               f"end {end_rss / 1024:.0f} MB)" if samples else "no samples"),
-        Target("soak", "no connection leak", after["connections"] <= before["connections"] + 12,
-               f"client connections {before['connections']} -> {after['connections']}"),
-        Target("soak", "no slot leak", after["slots"] == before["slots"],
-               f"slots {before['slots']} -> {after['slots']}"),
-        Target("soak", "polls ran", poll_counts.get("completed", 0) >= max(1, int(minutes) - 1),
-               f"sync runs by status: {poll_counts}"),
+        Target(
+            "soak",
+            "counters equal ground truth",
+            not mismatches and truth.failures == 0,
+            f"{total_counted} counted events in {len(truth.accepted)} workspaces, {truth.deliveries} deliveries "
+            f"({truth.duplicates} duplicates, {truth.reordered} reordered), {truth.failures} failed, "
+            f"{len(mismatches)} mismatching workspaces",
+        ),
+        Target(
+            "soak",
+            "RSS bounded",
+            growth_mb < 30,
+            f"steady-state RSS spread {growth_mb:.1f} MB (start {samples[0]['rss_kb'] / 1024:.0f} MB, "
+            f"end {end_rss / 1024:.0f} MB)"
+            if samples
+            else "no samples",
+        ),
+        Target(
+            "soak",
+            "no connection leak",
+            after["connections"] <= before["connections"] + 12,
+            f"client connections {before['connections']} -> {after['connections']}",
+        ),
+        Target(
+            "soak", "no slot leak", after["slots"] == before["slots"], f"slots {before['slots']} -> {after['slots']}"
+        ),
+        Target(
+            "soak",
+            "polls ran",
+            poll_counts.get("completed", 0) >= max(1, int(minutes) - 1),
+            f"sync runs by status: {poll_counts}",
+        ),
     ]
     print_targets(targets)
     info = machine_info()
-    md = "\n".join([
-        f"Latest run: {minutes:g} min at {rate:g} webhooks/s, {workspaces} workspaces, {mailboxes} mailboxes, "
-        f"polls every 60 s. {machine_line(info)}",
-        "",
-        markdown_table(["target", "result", "detail"],
-                       [[t.name, "PASS" if t.passed else "FAIL", t.detail] for t in targets], text_columns=3),
-        "",
-        markdown_table(["t (s)", "service RSS (MB)", "client connections", "slots"],
-                       [[str(s["t"]), f"{s['rss_kb'] / 1024:.0f}", str(s["connections"]), str(s["slots"])]
-                        for s in samples[:: max(1, len(samples) // 12)]], text_columns=0),
-    ])
-    write_results("soak", {"targets": [t.__dict__ for t in targets], "samples": samples,
-                           "truth_deliveries": truth.deliveries, "mismatches": mismatches, "machine": info}, md)
+    md = "\n".join(
+        [
+            f"Latest run: {minutes:g} min at {rate:g} webhooks/s, {workspaces} workspaces, {mailboxes} mailboxes, "
+            f"polls every 60 s. {machine_line(info)}",
+            "",
+            markdown_table(
+                ["target", "result", "detail"],
+                [[t.name, "PASS" if t.passed else "FAIL", t.detail] for t in targets],
+                text_columns=3,
+            ),
+            "",
+            markdown_table(
+                ["t (s)", "service RSS (MB)", "client connections", "slots"],
+                [
+                    [str(s["t"]), f"{s['rss_kb'] / 1024:.0f}", str(s["connections"]), str(s["slots"])]
+                    for s in samples[:: max(1, len(samples) // 12)]
+                ],
+                text_columns=0,
+            ),
+        ]
+    )
+    write_results(
+        "soak",
+        {
+            "targets": [t.__dict__ for t in targets],
+            "samples": samples,
+            "truth_deliveries": truth.deliveries,
+            "mismatches": mismatches,
+            "machine": info,
+        },
+        md,
+    )
     text = DOC.read_text()
     begin, end = "<!-- soak:begin -->", "<!-- soak:end -->"
     if begin in text and end in text:

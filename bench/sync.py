@@ -185,14 +185,28 @@ async def simulator(
     port = free_port()
     log_path = stack.root / f"simulate-{mailboxes}-{port}.log"
     command = [
-        str(BIN / "bisonsync"), "simulate", "--workspaces", str(workspaces), "--mailboxes", str(mailboxes),
-        "--seed", str(seed), "--port", str(port), "--latency-ms", f"{latency_ms:g}",
-        "--keys-file", str(stack.root / f"simulator-keys-{port}.json"), "--run-seconds", "900",
+        str(BIN / "bisonsync"),
+        "simulate",
+        "--workspaces",
+        str(workspaces),
+        "--mailboxes",
+        str(mailboxes),
+        "--seed",
+        str(seed),
+        "--port",
+        str(port),
+        "--latency-ms",
+        f"{latency_ms:g}",
+        "--keys-file",
+        str(stack.root / f"simulator-keys-{port}.json"),
+        "--run-seconds",
+        "900",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BISON_", "BISONSYNC_"))}
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=stack.root,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=stack.root, start_new_session=True
+        )
     sim = Simulator(proc, port, log_path, latency_ms)
     try:
         await sim.wait_ready(120)
@@ -241,11 +255,13 @@ def postgres_cpu(stack: Stack) -> float:
 
 def cpu_clock(stack: Stack, sim: Simulator, poller: Callable[[], float] | None = None) -> CpuClock:
     own = os.getpid()
-    return CpuClock({
-        "poller": poller or (lambda: cpu_seconds(own)),
-        "postgres": lambda: postgres_cpu(stack),
-        "simulator": lambda: cpu_seconds(sim.pid),
-    })
+    return CpuClock(
+        {
+            "poller": poller or (lambda: cpu_seconds(own)),
+            "postgres": lambda: postgres_cpu(stack),
+            "simulator": lambda: cpu_seconds(sim.pid),
+        }
+    )
 
 
 # -- runs ------------------------------------------------------------------------------------------------------------
@@ -293,8 +309,13 @@ class Run:
         return 1000 * value / self.seen if self.seen else float("nan")
 
 
-SYNC_TABLES = ("sender_emails_cache", "mailbox_status_history", "sync_run_mailboxes", "sync_run_workspaces",
-               "sync_runs")
+SYNC_TABLES = (
+    "sender_emails_cache",
+    "mailbox_status_history",
+    "sync_run_mailboxes",
+    "sync_run_workspaces",
+    "sync_runs",
+)
 
 
 async def table_stats(stack: Stack) -> dict[str, int]:
@@ -348,7 +369,9 @@ async def prepare_instance(stack: Stack, sim: Simulator, instance: str, refs: di
                 "insert into public.workspace_credentials (workspace_id, bison_api_key_ref)"
                 " select id, $3 from public.workspaces where instance = $1 and bison_workspace_id = $2"
                 " on conflict (workspace_id) do update set bison_api_key_ref = excluded.bison_api_key_ref",
-                instance, team, ref,
+                instance,
+                team,
+                ref,
             )
     finally:
         await conn.close()
@@ -388,22 +411,49 @@ async def serial_baseline(stack: Stack, sim: Simulator, label: str, cap: int) ->
         wall = time.perf_counter() - started
         cpu = clock.stop()
     counters = await sim.counters()
-    return Run(label, "serial", "workspace", sim.listed, len(sim.sizes), sim.latency_ms, 1, wall, "completed",
-               pages, seen, requests=counters["requests"], statuses=counters["statuses"],
-               switches=counters["switches"], max_in_flight=counters["max_in_flight"], cpu=cpu)
+    return Run(
+        label,
+        "serial",
+        "workspace",
+        sim.listed,
+        len(sim.sizes),
+        sim.latency_ms,
+        1,
+        wall,
+        "completed",
+        pages,
+        seen,
+        requests=counters["requests"],
+        statuses=counters["statuses"],
+        switches=counters["switches"],
+        max_in_flight=counters["max_in_flight"],
+        cpu=cpu,
+    )
 
 
 def poll_settings(stack: Stack, sim: Simulator, instance: str) -> Settings:
-    return Settings.from_env({
-        "DATABASE_URL": stack.devstack.env().database_url,
-        "BISON_BASE_URL": sim.url,
-        "BISON_API_KEY": sim.super_key,
-        "BISON_INSTANCE": instance,
-    })
+    return Settings.from_env(
+        {
+            "DATABASE_URL": stack.devstack.env().database_url,
+            "BISON_BASE_URL": sim.url,
+            "BISON_API_KEY": sim.super_key,
+            "BISON_INSTANCE": instance,
+        }
+    )
 
 
-async def poll(stack: Stack, sim: Simulator, instance: str, label: str, kind: str, keys: str, *, concurrency: int,
-               cap: int, profile: Path | None = None) -> Run:
+async def poll(
+    stack: Stack,
+    sim: Simulator,
+    instance: str,
+    label: str,
+    kind: str,
+    keys: str,
+    *,
+    concurrency: int,
+    cap: int,
+    profile: Path | None = None,
+) -> Run:
     """`run_sync_cycle` as `bisonsync poll --once` runs it (store opened first; a fresh client and pool)."""
     settings = poll_settings(stack, sim, instance)
     store = store_from_settings(settings)
@@ -426,28 +476,63 @@ async def poll(stack: Stack, sim: Simulator, instance: str, label: str, kind: st
     counters = await sim.counters()
     report = cycle.mailboxes
     t = report.totals
-    return Run(label, kind, keys, sim.listed, len(sim.sizes), sim.latency_ms, concurrency, wall, report.status,
-               int(t.get("pages", 0)), int(t.get("mailboxes_seen", 0)), int(t.get("inserted", 0)),
-               int(t.get("updated", 0)), counters["requests"], counters["statuses"], counters["switches"],
-               counters["max_in_flight"], cpu, inner_s=report.elapsed_s,
-               note="" if report.ok else report.summary(), db=db)
+    return Run(
+        label,
+        kind,
+        keys,
+        sim.listed,
+        len(sim.sizes),
+        sim.latency_ms,
+        concurrency,
+        wall,
+        report.status,
+        int(t.get("pages", 0)),
+        int(t.get("mailboxes_seen", 0)),
+        int(t.get("inserted", 0)),
+        int(t.get("updated", 0)),
+        counters["requests"],
+        counters["statuses"],
+        counters["switches"],
+        counters["max_in_flight"],
+        cpu,
+        inner_s=report.elapsed_s,
+        note="" if report.ok else report.summary(),
+        db=db,
+    )
 
 
-async def cli_poll(stack: Stack, sim: Simulator, instance: str, refs: dict[int, str], label: str, *,
-                   concurrency: int) -> Run:
+async def cli_poll(
+    stack: Stack, sim: Simulator, instance: str, refs: dict[int, str], label: str, *, concurrency: int
+) -> Run:
     """`bisonsync poll --once` itself, as a subprocess (stopped by pid if anything goes wrong)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BISONSYNC_", "SUPABASE_", "DATABASE_", "BISON_"))}
     env.update({ref: os.environ[ref] for ref in refs.values()})
-    env.update({"DATABASE_URL": stack.devstack.env().database_url, "BISON_BASE_URL": sim.url,
-                "BISON_API_KEY": sim.super_key, "BISON_INSTANCE": instance, "BISONSYNC_POLL_INTERVAL_S": "0"})
-    command = [str(BIN / "bisonsync"), "poll", "--once", "--no-progress", "--log-level", "warning",
-               "--concurrency", str(concurrency)]
+    env.update(
+        {
+            "DATABASE_URL": stack.devstack.env().database_url,
+            "BISON_BASE_URL": sim.url,
+            "BISON_API_KEY": sim.super_key,
+            "BISON_INSTANCE": instance,
+            "BISONSYNC_POLL_INTERVAL_S": "0",
+        }
+    )
+    command = [
+        str(BIN / "bisonsync"),
+        "poll",
+        "--once",
+        "--no-progress",
+        "--log-level",
+        "warning",
+        "--concurrency",
+        str(concurrency),
+    ]
     await sim.reset_counters()
     clock = cpu_clock(stack, sim, poller=children_cpu_seconds)
     clock.start()
     started = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=stack.root,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=stack.root, start_new_session=True
+    )
     try:
         out, _ = await asyncio.to_thread(proc.communicate, timeout=120)
     finally:
@@ -460,13 +545,43 @@ async def cli_poll(stack: Stack, sim: Simulator, instance: str, refs: dict[int, 
     text = out.decode(errors="replace")
     found = SUMMARY_LINE.search(text)
     if proc.returncode != 0 or found is None:
-        return Run(label, "cli", "workspace", sim.listed, len(sim.sizes), sim.latency_ms, concurrency, wall,
-                   f"exit {proc.returncode}", 0, 0, requests=counters["requests"], cpu=cpu,
-                   note=text.strip().splitlines()[-1] if text.strip() else "")
-    return Run(label, "cli", "workspace", sim.listed, len(sim.sizes), sim.latency_ms, concurrency, wall,
-               found["status"], int(found["pages"]), int(found["seen"]), int(found["inserted"]),
-               int(found["updated"]), counters["requests"], counters["statuses"], counters["switches"],
-               counters["max_in_flight"], cpu, inner_s=float(found["elapsed"]))
+        return Run(
+            label,
+            "cli",
+            "workspace",
+            sim.listed,
+            len(sim.sizes),
+            sim.latency_ms,
+            concurrency,
+            wall,
+            f"exit {proc.returncode}",
+            0,
+            0,
+            requests=counters["requests"],
+            cpu=cpu,
+            note=text.strip().splitlines()[-1] if text.strip() else "",
+        )
+    return Run(
+        label,
+        "cli",
+        "workspace",
+        sim.listed,
+        len(sim.sizes),
+        sim.latency_ms,
+        concurrency,
+        wall,
+        found["status"],
+        int(found["pages"]),
+        int(found["seen"]),
+        int(found["inserted"]),
+        int(found["updated"]),
+        counters["requests"],
+        counters["statuses"],
+        counters["switches"],
+        counters["max_in_flight"],
+        cpu,
+        inner_s=float(found["elapsed"]),
+    )
 
 
 # -- the bounds ------------------------------------------------------------------------------------------------------
@@ -563,14 +678,20 @@ class Phase1:
 
 
 async def phase1(stack: Stack, opts: argparse.Namespace) -> Phase1:
-    print(f"\n[1] {opts.workspaces} workspaces, {opts.mailboxes} mailboxes, {opts.latency_ms:g} ms per request, "
-          f"concurrency {opts.concurrency}", flush=True)
+    print(
+        f"\n[1] {opts.workspaces} workspaces, {opts.mailboxes} mailboxes, {opts.latency_ms:g} ms per request, "
+        f"concurrency {opts.concurrency}",
+        flush=True,
+    )
     async with simulator(stack, opts.workspaces, opts.mailboxes, opts.seed, opts.latency_ms) as sim:
         bounds = bounds_of(sim, opts.concurrency)
         lpt = lpt_makespan(sim.pages, opts.concurrency)
-        print(f"  simulator pid {sim.pid}: {sim.listed} listed mailboxes, {bounds.pages} pages, largest workspace "
-              f"{bounds.largest} pages; ideal {bounds.ideal_s:.2f}s, critical path {bounds.critical_s:.2f}s, "
-              f"biggest-first on {opts.concurrency} lanes {lpt * opts.latency_ms / 1000:.2f}s", flush=True)
+        print(
+            f"  simulator pid {sim.pid}: {sim.listed} listed mailboxes, {bounds.pages} pages, largest workspace "
+            f"{bounds.largest} pages; ideal {bounds.ideal_s:.2f}s, critical path {bounds.critical_s:.2f}s, "
+            f"biggest-first on {opts.concurrency} lanes {lpt * opts.latency_ms / 1000:.2f}s",
+            flush=True,
+        )
         keyed = f"keys.{INSTANCE_DOMAIN}"
         admin = f"admin.{INSTANCE_DOMAIN}"
         vaulted = f"vault.{INSTANCE_DOMAIN}"
@@ -586,30 +707,58 @@ async def phase1(stack: Stack, opts: argparse.Namespace) -> Phase1:
         common = {"concurrency": opts.concurrency, "cap": cap}
         provision_s, provision_summary = await provision_instance(stack, sim, vaulted)
         print(f"  keys provision: {provision_summary} in {provision_s:.2f}s", flush=True)
-        polls.append(await poll(stack, sim, vaulted, "poller, super-admin key only, after `keys provision`, first poll",
-                                "first", "provisioned", **common))
+        polls.append(
+            await poll(
+                stack,
+                sim,
+                vaulted,
+                "poller, super-admin key only, after `keys provision`, first poll",
+                "first",
+                "provisioned",
+                **common,
+            )
+        )
         polls[-1].note = polls[-1].note or f"keys provision took {provision_s:.2f}s before it"
         show(polls[-1], serial, bounds)
         if opts.provisioned_only:
             return Phase1(dict(sim.sizes), bounds, 0.0, serial, polls, lpt, 0, {})
-        polls.append(await poll(stack, sim, keyed, "poller, workspace keys, first poll", "first", "workspace",
-                                **common))
+        polls.append(
+            await poll(stack, sim, keyed, "poller, workspace keys, first poll", "first", "workspace", **common)
+        )
         show(polls[-1], serial, bounds)
-        polls.append(await poll(stack, sim, keyed, "poller, workspace keys, repeat poll", "repeat", "workspace",
-                                **common))
+        polls.append(
+            await poll(stack, sim, keyed, "poller, workspace keys, repeat poll", "repeat", "workspace", **common)
+        )
         show(polls[-1], serial, bounds)
         if not opts.no_cli:
-            polls.append(await cli_poll(stack, sim, keyed, refs, "`bisonsync poll --once` (subprocess), repeat",
-                                        concurrency=opts.concurrency))
+            polls.append(
+                await cli_poll(
+                    stack,
+                    sim,
+                    keyed,
+                    refs,
+                    "`bisonsync poll --once` (subprocess), repeat",
+                    concurrency=opts.concurrency,
+                )
+            )
             show(polls[-1], serial, bounds)
-        polls.append(await poll(stack, sim, admin, "poller, super-admin key only, first poll", "first",
-                                "super-admin", **common))
+        polls.append(
+            await poll(stack, sim, admin, "poller, super-admin key only, first poll", "first", "super-admin", **common)
+        )
         show(polls[-1], serial, bounds)
         # every request one after another: the pages, one switch per workspace, the registry listing
         admin_floor = (bounds.pages + len(sim.sizes) + 1) * opts.latency_ms / 1000
         id_order = list_schedule([sim.pages_of(t) for t in sorted(sim.sizes)], opts.concurrency)
-        return Phase1(dict(sim.sizes), bounds, admin_floor, serial, polls, lpt, id_order,
-                      await asyncio.to_thread(seed_ceilings, opts.workspaces, opts.mailboxes, range(10)))
+        return Phase1(
+            dict(sim.sizes),
+            bounds,
+            admin_floor,
+            serial,
+            polls,
+            lpt,
+            id_order,
+            await asyncio.to_thread(seed_ceilings, opts.workspaces, opts.mailboxes, range(10)),
+        )
 
 
 @dataclass
@@ -628,9 +777,12 @@ class ScaleStep:
 async def phase2(stack: Stack, opts: argparse.Namespace, deadline: Deadline) -> list[ScaleStep]:
     """First polls at every size (smallest first), then repeat polls; whatever would overrun the budget is skipped
     and reported. The simulators stay up (idle) until the repeat polls are done."""
-    print(f"\n[2] scaling: {', '.join(str(n) for n in opts.sizes)} mailboxes over {opts.workspaces} workspaces, "
-          f"{opts.scale_latency_ms:g} ms per request, workspace keys, concurrency {opts.concurrency}; "
-          f"{deadline.left:.0f}s of the budget left", flush=True)
+    print(
+        f"\n[2] scaling: {', '.join(str(n) for n in opts.sizes)} mailboxes over {opts.workspaces} workspaces, "
+        f"{opts.scale_latency_ms:g} ms per request, workspace keys, concurrency {opts.concurrency}; "
+        f"{deadline.left:.0f}s of the budget left",
+        flush=True,
+    )
     steps: list[ScaleStep] = []
     live: dict[int, tuple[Simulator, str]] = {}
     per_k: float | None = None  # wall seconds per 1,000 mailboxes of the last first poll
@@ -639,25 +791,52 @@ async def phase2(stack: Stack, opts: argparse.Namespace, deadline: Deadline) -> 
             # simulator start (imports, ~20 us per mailbox of data), registration, then the poll
             needed = 5 + size * 3e-5 + (per_k * size / 1000 * 1.1 if per_k else 0)
             if deadline.left < needed:
-                steps.append(ScaleStep(size, 0, 0, 0, 0, opts.scale_latency_ms, Bounds(0, 0, 0, 1),
-                                       skipped=f"skipped: ~{needed:.0f}s needed, {deadline.left:.0f}s left"))
+                steps.append(
+                    ScaleStep(
+                        size,
+                        0,
+                        0,
+                        0,
+                        0,
+                        opts.scale_latency_ms,
+                        Bounds(0, 0, 0, 1),
+                        skipped=f"skipped: ~{needed:.0f}s needed, {deadline.left:.0f}s left",
+                    )
+                )
                 print(f"  {size}: {steps[-1].skipped}", flush=True)
                 continue
             sim = await sims.enter_async_context(
-                simulator(stack, opts.workspaces, size, opts.seed, opts.scale_latency_ms))
+                simulator(stack, opts.workspaces, size, opts.seed, opts.scale_latency_ms)
+            )
             bounds = bounds_of(sim, opts.concurrency)
             cap = max(DEFAULT_MAX_PAGES, bounds.largest + 1)
             over = sum(1 for p in sim.pages if p > DEFAULT_MAX_PAGES)
             step = ScaleStep(size, sim.listed, bounds.pages, bounds.largest, cap, opts.scale_latency_ms, bounds)
             steps.append(step)
-            print(f"  {size}: simulator pid {sim.pid}, {sim.listed} listed, {bounds.pages} pages, largest workspace "
-                  f"{bounds.largest} pages" + (f" ({over} workspace(s) over the default cap of {DEFAULT_MAX_PAGES} "
-                                               f"pages: cap raised to {cap})" if over else ""), flush=True)
+            print(
+                f"  {size}: simulator pid {sim.pid}, {sim.listed} listed, {bounds.pages} pages, largest workspace "
+                f"{bounds.largest} pages"
+                + (
+                    f" ({over} workspace(s) over the default cap of {DEFAULT_MAX_PAGES} pages: cap raised to {cap})"
+                    if over
+                    else ""
+                ),
+                flush=True,
+            )
             instance = f"scale-{size}.{INSTANCE_DOMAIN}"
             await prepare_instance(stack, sim, instance, register_refs(sim, f"S{size}"))
             profile = RESULTS_DIR / "sync-profile.txt" if opts.profile and size == max(opts.sizes) else None
-            first = await poll(stack, sim, instance, f"{size}: first poll", "first", "workspace",
-                               concurrency=opts.concurrency, cap=cap, profile=profile)
+            first = await poll(
+                stack,
+                sim,
+                instance,
+                f"{size}: first poll",
+                "first",
+                "workspace",
+                concurrency=opts.concurrency,
+                cap=cap,
+                profile=profile,
+            )
             step.runs.append(first)
             show(first, None, bounds)
             per_k = 1000 * first.wall_s / max(1, sim.listed)
@@ -672,8 +851,16 @@ async def phase2(stack: Stack, opts: argparse.Namespace, deadline: Deadline) -> 
                 step.skipped = f"repeat poll skipped: {deadline.left:.0f}s of the budget left"
                 print(f"  {step.target_mailboxes}: {step.skipped}", flush=True)
                 continue
-            repeat = await poll(stack, sim, instance, f"{step.target_mailboxes}: repeat poll", "repeat",
-                                "workspace", concurrency=opts.concurrency, cap=step.cap)
+            repeat = await poll(
+                stack,
+                sim,
+                instance,
+                f"{step.target_mailboxes}: repeat poll",
+                "repeat",
+                "workspace",
+                concurrency=opts.concurrency,
+                cap=step.cap,
+            )
             step.runs.append(repeat)
             show(repeat, None, step.bounds)
     return steps
@@ -696,57 +883,76 @@ def phase1_targets(p1: Phase1, opts: argparse.Namespace) -> list[Target]:
     spread = ""
     if p1.seed_ceilings:
         values = sorted(p1.seed_ceilings.values())
-        spread = (f"; over seeds {min(p1.seed_ceilings)}-{max(p1.seed_ceilings)} the ceiling is "
-                  f"{values[0]:.1f}-{values[-1]:.1f}x")
+        spread = (
+            f"; over seeds {min(p1.seed_ceilings)}-{max(p1.seed_ceilings)} the ceiling is "
+            f"{values[0]:.1f}-{values[-1]:.1f}x"
+        )
     for kind, what in (("repeat", "repeat poll = steady state"), ("first", "first poll = empty cache")):
         run = next((r for r in p1.polls if r.keys == "workspace" and r.kind == kind), None)
         if run is None:
             continue
         done = run.status == "completed"
         speedup = ratio(serial.wall_s, run.wall_s)
-        out.append(Target(
-            BENCH, f"poll --once >= {SPEEDUP_TARGET:g}x faster than the serial baseline ({what}; "
-                   f"{opts.workspaces} ws, ~{opts.mailboxes} mailboxes, {opts.latency_ms:g} ms/page, workspace keys)",
-            done and speedup >= SPEEDUP_TARGET,
-            f"x{speedup:.2f}: serial {serial.wall_s:.2f}s ({serial.pages} pages, "
-            f"{1000 * serial.wall_s / max(1, serial.pages):.1f} ms each), poller {run.wall_s:.2f}s; ceiling with "
-            f"sequential pages per workspace = pages / largest workspace's pages = {b.pages}/{b.largest} = "
-            f"{ceiling:.1f}x{spread}" + ("" if done else f"; {run.status}: {run.note}"),
-        ))
-        out.append(Target(
-            BENCH, f"poll --once within {IDEAL_FACTOR_TARGET:g}x of max(ideal, critical path) ({what})",
-            done and run.wall_s <= IDEAL_FACTOR_TARGET * b.bound_s,
-            f"{run.wall_s:.2f}s = {run.wall_s / b.bound_s:.2f}x of {b.bound_s:.2f}s: ideal {b.pages}/{b.concurrency} "
-            f"x {b.latency_ms:g} ms = {b.ideal_s:.2f}s, critical path {b.largest} x {b.latency_ms:g} ms = "
-            f"{b.critical_s:.2f}s ({run.wall_s / b.ideal_s:.2f}x of the ideal alone)",
-        ))
+        out.append(
+            Target(
+                BENCH,
+                f"poll --once >= {SPEEDUP_TARGET:g}x faster than the serial baseline ({what}; "
+                f"{opts.workspaces} ws, ~{opts.mailboxes} mailboxes, {opts.latency_ms:g} ms/page, workspace keys)",
+                done and speedup >= SPEEDUP_TARGET,
+                f"x{speedup:.2f}: serial {serial.wall_s:.2f}s ({serial.pages} pages, "
+                f"{1000 * serial.wall_s / max(1, serial.pages):.1f} ms each), poller {run.wall_s:.2f}s; ceiling with "
+                f"sequential pages per workspace = pages / largest workspace's pages = {b.pages}/{b.largest} = "
+                f"{ceiling:.1f}x{spread}" + ("" if done else f"; {run.status}: {run.note}"),
+            )
+        )
+        out.append(
+            Target(
+                BENCH,
+                f"poll --once within {IDEAL_FACTOR_TARGET:g}x of max(ideal, critical path) ({what})",
+                done and run.wall_s <= IDEAL_FACTOR_TARGET * b.bound_s,
+                f"{run.wall_s:.2f}s = {run.wall_s / b.bound_s:.2f}x of {b.bound_s:.2f}s: "
+                f"ideal {b.pages}/{b.concurrency} "
+                f"x {b.latency_ms:g} ms = {b.ideal_s:.2f}s, critical path {b.largest} x {b.latency_ms:g} ms = "
+                f"{b.critical_s:.2f}s ({run.wall_s / b.ideal_s:.2f}x of the ideal alone)",
+            )
+        )
     keyed = [r for r in p1.polls if r.keys in ("workspace", "provisioned")]
     extra = [r for r in keyed if r.page_requests != serial.page_requests or set(r.statuses) - {"200"}]
-    out.append(Target(
-        BENCH, "every page fetched exactly once (page requests = the serial baseline's, all answered 200)",
-        not extra,
-        f"serial {serial.page_requests}; "
-        + ", ".join(f"{r.kind} {r.page_requests} (+{r.total_requests - r.page_requests} other)" for r in keyed)
-        + (f"; {extra[0].label}: statuses {extra[0].statuses}" if extra else ""),
-    ))
+    out.append(
+        Target(
+            BENCH,
+            "every page fetched exactly once (page requests = the serial baseline's, all answered 200)",
+            not extra,
+            f"serial {serial.page_requests}; "
+            + ", ".join(f"{r.kind} {r.page_requests} (+{r.total_requests - r.page_requests} other)" for r in keyed)
+            + (f"; {extra[0].label}: statuses {extra[0].statuses}" if extra else ""),
+        )
+    )
     vaulted = next((r for r in p1.polls if r.keys == "provisioned"), None)
     if vaulted is not None:
         speedup = ratio(serial.wall_s, vaulted.wall_s)
-        out.append(Target(
-            BENCH, f"super-admin key only, after `keys provision`: >= {PROVISIONED_TARGET:g}x the serial baseline "
-                   "(first poll; workspace keys from Supabase Vault)",
-            vaulted.status == "completed" and speedup >= PROVISIONED_TARGET and vaulted.switches == 0,
-            f"x{speedup:.2f}: serial {serial.wall_s:.2f}s, poller {vaulted.wall_s:.2f}s, {vaulted.switches} switches, "
-            f"max {vaulted.max_in_flight} requests in flight; {vaulted.note}",
-        ))
+        out.append(
+            Target(
+                BENCH,
+                f"super-admin key only, after `keys provision`: >= {PROVISIONED_TARGET:g}x the serial baseline "
+                "(first poll; workspace keys from Supabase Vault)",
+                vaulted.status == "completed" and speedup >= PROVISIONED_TARGET and vaulted.switches == 0,
+                f"x{speedup:.2f}: serial {serial.wall_s:.2f}s, poller {vaulted.wall_s:.2f}s, "
+                f"{vaulted.switches} switches, "
+                f"max {vaulted.max_in_flight} requests in flight; {vaulted.note}",
+            )
+        )
     admin = next((r for r in p1.polls if r.keys == "super-admin"), None)
     if admin is not None:
-        out.append(Target(
-            BENCH, "informational: super-admin key only (workspaces serialized behind switch-workspace; no target)",
-            admin.status == "completed",
-            f"{admin.wall_s:.2f}s = x{ratio(serial.wall_s, admin.wall_s):.2f} vs serial; {admin.total_requests} "
-            f"requests ({admin.switches} switches); floor with every request in sequence {p1.admin_bounds_s:.2f}s",
-        ))
+        out.append(
+            Target(
+                BENCH,
+                "informational: super-admin key only (workspaces serialized behind switch-workspace; no target)",
+                admin.status == "completed",
+                f"{admin.wall_s:.2f}s = x{ratio(serial.wall_s, admin.wall_s):.2f} vs serial; {admin.total_requests} "
+                f"requests ({admin.switches} switches); floor with every request in sequence {p1.admin_bounds_s:.2f}s",
+            )
+        )
     return out
 
 
@@ -756,49 +962,101 @@ def scaling_targets(steps: list[ScaleStep], *, repeat: bool = True) -> list[Targ
     for kind in ("first", "repeat") if repeat else ("first",):
         points = [(s, r) for s in done for r in s.runs if r.kind == kind]
         if len(points) < 2:
-            out.append(Target(BENCH, f"cost per mailbox grows linearly ({kind} poll)", False,
-                              f"only {len(points)} size(s) measured: "
-                              + ("; ".join(f"{s.target_mailboxes}: {s.skipped}" for s in steps if s.skipped)
-                                 or "too few sizes")))
+            out.append(
+                Target(
+                    BENCH,
+                    f"cost per mailbox grows linearly ({kind} poll)",
+                    False,
+                    f"only {len(points)} size(s) measured: "
+                    + ("; ".join(f"{s.target_mailboxes}: {s.skipped}" for s in steps if s.skipped) or "too few sizes"),
+                )
+            )
             continue
         (s0, r0), (s1, r1) = points[0], points[-1]
         growth = ratio(r1.per_k(r1.wall_s), r0.per_k(r0.wall_s))
         ok = all(r.status == "completed" for _, r in points) and growth <= LINEARITY_TARGET
-        out.append(Target(
-            BENCH, f"cost per mailbox at {s1.target_mailboxes / 1000:g}k within {LINEARITY_TARGET:g}x of "
-                   f"{s0.target_mailboxes / 1000:g}k ({kind} poll)", ok,
-            ", ".join(f"{s.target_mailboxes / 1000:g}k {r.wall_s:.1f}s = {r.per_k(r.wall_s):.3f} s/1k"
-                      for s, r in points) + f"; x{growth:.2f}; PostgreSQL CPU per 1k mailboxes "
-            + " -> ".join(f"{r.per_k(r.cpu.get('postgres', float('nan'))):.3f}s" for _, r in points)
-            + ", sender_emails_cache index tuples read per page "
-            + " -> ".join(f"{r.db.get('cache_index_tuples', 0) / max(1, r.pages):.0f}" for _, r in points)
-            + ("" if ok or all(r.status == "completed" for _, r in points) else "; a poll did not complete"),
-        ))
+        out.append(
+            Target(
+                BENCH,
+                f"cost per mailbox at {s1.target_mailboxes / 1000:g}k within {LINEARITY_TARGET:g}x of "
+                f"{s0.target_mailboxes / 1000:g}k ({kind} poll)",
+                ok,
+                ", ".join(
+                    f"{s.target_mailboxes / 1000:g}k {r.wall_s:.1f}s = {r.per_k(r.wall_s):.3f} s/1k" for s, r in points
+                )
+                + f"; x{growth:.2f}; PostgreSQL CPU per 1k mailboxes "
+                + " -> ".join(f"{r.per_k(r.cpu.get('postgres', float('nan'))):.3f}s" for _, r in points)
+                + ", sender_emails_cache index tuples read per page "
+                + " -> ".join(f"{r.db.get('cache_index_tuples', 0) / max(1, r.pages):.0f}" for _, r in points)
+                + ("" if ok or all(r.status == "completed" for _, r in points) else "; a poll did not complete"),
+            )
+        )
     return out
 
 
-P1_HEADERS = ["run", "wall s", "poll s", "x serial", "x bound", "status", "page req", "other req", "switches",
-              "max in flight", "poller CPU s", "PG CPU s", "sim CPU s", "oth CPU s"]
+P1_HEADERS = [
+    "run",
+    "wall s",
+    "poll s",
+    "x serial",
+    "x bound",
+    "status",
+    "page req",
+    "other req",
+    "switches",
+    "max in flight",
+    "poller CPU s",
+    "PG CPU s",
+    "sim CPU s",
+    "oth CPU s",
+]
 
 
 def p1_rows(p1: Phase1) -> list[list[str]]:
     rows = []
     for r in [p1.serial, *p1.polls]:
+
         def cpu(name: str, run: Run = r) -> str:
             return f"{run.cpu[name]:.2f}" if name in run.cpu else "-"
-        rows.append([
-            r.label, f"{r.wall_s:.2f}", "-" if r.inner_s is None else f"{r.inner_s:.2f}",
-            f"{ratio(p1.serial.wall_s, r.wall_s):.1f}",
-            "-" if r.kind == "serial" else f"{r.wall_s / p1.bounds.bound_s:.2f}", r.status,
-            str(r.page_requests), str(r.total_requests - r.page_requests), str(r.switches), str(r.max_in_flight),
-            cpu("poller"), cpu("postgres"), cpu("simulator"), cpu("other"),
-        ])
+
+        rows.append(
+            [
+                r.label,
+                f"{r.wall_s:.2f}",
+                "-" if r.inner_s is None else f"{r.inner_s:.2f}",
+                f"{ratio(p1.serial.wall_s, r.wall_s):.1f}",
+                "-" if r.kind == "serial" else f"{r.wall_s / p1.bounds.bound_s:.2f}",
+                r.status,
+                str(r.page_requests),
+                str(r.total_requests - r.page_requests),
+                str(r.switches),
+                str(r.max_in_flight),
+                cpu("poller"),
+                cpu("postgres"),
+                cpu("simulator"),
+                cpu("other"),
+            ]
+        )
     return rows
 
 
-P2_HEADERS = ["mailboxes", "pages", "largest ws pages", "poll", "wall s", "s / 1k mailboxes", "x smallest",
-              "critical path s", "CPU floor s", "poller CPU s/1k", "PG CPU s/1k", "sim CPU s/1k", "oth CPU s/1k",
-              "cache index tuples / page", "status"]
+P2_HEADERS = [
+    "mailboxes",
+    "pages",
+    "largest ws pages",
+    "poll",
+    "wall s",
+    "s / 1k mailboxes",
+    "x smallest",
+    "critical path s",
+    "CPU floor s",
+    "poller CPU s/1k",
+    "PG CPU s/1k",
+    "sim CPU s/1k",
+    "oth CPU s/1k",
+    "cache index tuples / page",
+    "status",
+]
 
 
 def cpu_floor(run: Run) -> float:
@@ -816,22 +1074,43 @@ def p2_rows(steps: list[ScaleStep]) -> list[list[str]]:
         for r in s.runs:
             per_k = r.per_k(r.wall_s)
             base.setdefault(r.kind, per_k)
-            rows.append([
-                f"{r.seen}", str(r.pages), str(s.largest), r.kind, f"{r.wall_s:.2f}", f"{per_k:.3f}",
-                f"{ratio(per_k, base[r.kind]):.2f}", f"{s.bounds.critical_s:.2f}", f"{cpu_floor(r):.2f}",
-                *(f"{r.per_k(r.cpu.get(k, float('nan'))):.3f}" for k in ("poller", "postgres", "simulator", "other")),
-                f"{r.db.get('cache_index_tuples', 0) / max(1, r.pages):.0f}" if r.db else "-",
-                r.status,
-            ])
+            rows.append(
+                [
+                    f"{r.seen}",
+                    str(r.pages),
+                    str(s.largest),
+                    r.kind,
+                    f"{r.wall_s:.2f}",
+                    f"{per_k:.3f}",
+                    f"{ratio(per_k, base[r.kind]):.2f}",
+                    f"{s.bounds.critical_s:.2f}",
+                    f"{cpu_floor(r):.2f}",
+                    *(
+                        f"{r.per_k(r.cpu.get(k, float('nan'))):.3f}"
+                        for k in ("poller", "postgres", "simulator", "other")
+                    ),
+                    f"{r.db.get('cache_index_tuples', 0) / max(1, r.pages):.0f}" if r.db else "-",
+                    r.status,
+                ]
+            )
     return rows
 
 
-def markdown(info: dict[str, Any], opts: argparse.Namespace, p1: Phase1 | None, steps: list[ScaleStep],
-             found: list[Target], profile: str | None) -> str:
+def markdown(
+    info: dict[str, Any],
+    opts: argparse.Namespace,
+    p1: Phase1 | None,
+    steps: list[ScaleStep],
+    found: list[Target],
+    profile: str | None,
+) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"Latest run: {stamp}; machine: {info['nproc']} cores ({info['cpu_model']}); PostgreSQL, the simulator "
-             "(its own process) and the poller on the same box. CPU columns: seconds of CPU from /proc during the "
-             "run (`oth` = the rest of the machine: other users' processes).", ""]
+    lines = [
+        f"Latest run: {stamp}; machine: {info['nproc']} cores ({info['cpu_model']}); PostgreSQL, the simulator "
+        "(its own process) and the poller on the same box. CPU columns: seconds of CPU from /proc during the "
+        "run (`oth` = the rest of the machine: other users' processes).",
+        "",
+    ]
     if p1 is not None:
         b = p1.bounds
         lines += [
@@ -845,8 +1124,8 @@ def markdown(info: dict[str, Any], opts: argparse.Namespace, p1: Phase1 | None, 
             f"{p1.lpt_pages * opts.latency_ms / 1000:.2f} s; in id order (a first poll into an empty cache knows no "
             f"sizes) {p1.id_order_pages * opts.latency_ms / 1000:.2f} s. Speedup ceiling over the serial baseline "
             f"(pages / largest workspace's pages): {b.pages / b.largest:.1f}x for this seed"
-            + ("; seeds 0-9: " + ", ".join(f"{v:.1f}" for v in p1.seed_ceilings.values()) if p1.seed_ceilings
-               else "") + ". `poll s` = `PollReport.elapsed_s` (mailboxes only; the rest of `wall` is the workspace "
+            + ("; seeds 0-9: " + ", ".join(f"{v:.1f}" for v in p1.seed_ceilings.values()) if p1.seed_ceilings else "")
+            + ". `poll s` = `PollReport.elapsed_s` (mailboxes only; the rest of `wall` is the workspace "
             "registry sync, and for the subprocess the interpreter start and imports).",
             "",
             markdown_table(P1_HEADERS, p1_rows(p1)),
@@ -858,17 +1137,26 @@ def markdown(info: dict[str, Any], opts: argparse.Namespace, p1: Phase1 | None, 
             f"Scaling: {opts.workspaces} workspaces, {opts.scale_latency_ms:g} ms per request, workspace keys, "
             f"concurrency {opts.concurrency}; each size on a fresh instance (first poll = every mailbox inserted; "
             "repeat = nothing changed). `s / 1k` = wall seconds per 1,000 listed mailboxes."
-            + (f" Page cap raised to {', '.join(map(str, caps))} (the client's default, {DEFAULT_MAX_PAGES} pages "
-               f"= {DEFAULT_MAX_PAGES * 15:,} mailboxes per workspace, would fail the largest workspaces)."
-               if caps else ""),
+            + (
+                f" Page cap raised to {', '.join(map(str, caps))} (the client's default, {DEFAULT_MAX_PAGES} pages "
+                f"= {DEFAULT_MAX_PAGES * 15:,} mailboxes per workspace, would fail the largest workspaces)."
+                if caps
+                else ""
+            ),
             "",
             markdown_table(P2_HEADERS, p2_rows(steps), text_columns=0),
             "",
         ]
     lines += ["```", *(t.line for t in found), "```"]
     if profile:
-        lines += ["", "py-spy of the poller (largest size, first poll, GIL-holding samples):", "", "```",
-                  *profile.splitlines()[:40], "```"]
+        lines += [
+            "",
+            "py-spy of the poller (largest size, first poll, GIL-holding samples):",
+            "",
+            "```",
+            *profile.splitlines()[:40],
+            "```",
+        ]
     return "\n".join(lines)
 
 
@@ -882,12 +1170,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--scale-latency-ms", type=float, default=2.0, help="latency per request while scaling")
     p.add_argument("--seed", type=int, default=0, help="simulator seed (0: what `bisonsync simulate` serves)")
     p.add_argument("--phases", default="1,2", help="1: 4k mailboxes at 50 ms; 2: scaling")
-    p.add_argument("--budget", type=float, default=170.0,
-                   help="seconds for the whole benchmark (run_all allows 180): scaling sizes that would not fit are "
-                        "skipped and reported")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=170.0,
+        help="seconds for the whole benchmark (run_all allows 180): scaling sizes that would not fit are "
+        "skipped and reported",
+    )
     p.add_argument("--no-cli", action="store_true", help="skip the `bisonsync poll --once` subprocess run")
-    p.add_argument("--provisioned-only", action="store_true",
-                   help="phase 1: only the serial baseline and the super-admin poll after `keys provision`")
+    p.add_argument(
+        "--provisioned-only",
+        action="store_true",
+        help="phase 1: only the serial baseline and the super-admin poll after `keys provision`",
+    )
     p.add_argument("--no-repeat", action="store_true", help="scaling: first polls only")
     p.add_argument("--profile", action="store_true", help="py-spy the poller during the largest first poll")
     p.add_argument("--quick", action="store_true", help="scaling sizes 12.5k, 25k, 50k; no CLI run")
@@ -933,12 +1228,19 @@ async def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nsync benchmark took {opts.budget - deadline.left:.0f}s", flush=True)
     md = markdown(info, opts, p1, steps, found, profile)
     data = {
-        "bench": BENCH, "machine": info, "options": dict(vars(opts)),
-        "phase1": None if p1 is None else {
-            "sizes": p1.sizes, "bounds": {**asdict(p1.bounds), "ideal_s": p1.bounds.ideal_s,
-                                          "critical_s": p1.bounds.critical_s},
-            "lpt_pages": p1.lpt_pages, "admin_floor_s": p1.admin_bounds_s,
-            "serial": asdict(p1.serial), "polls": [asdict(r) for r in p1.polls]},
+        "bench": BENCH,
+        "machine": info,
+        "options": dict(vars(opts)),
+        "phase1": None
+        if p1 is None
+        else {
+            "sizes": p1.sizes,
+            "bounds": {**asdict(p1.bounds), "ideal_s": p1.bounds.ideal_s, "critical_s": p1.bounds.critical_s},
+            "lpt_pages": p1.lpt_pages,
+            "admin_floor_s": p1.admin_bounds_s,
+            "serial": asdict(p1.serial),
+            "polls": [asdict(r) for r in p1.polls],
+        },
         "scaling": [asdict(s) for s in steps],
         "targets": [asdict(t) for t in found],
         "profile": profile,

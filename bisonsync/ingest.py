@@ -175,8 +175,9 @@ class WebhookIngestor:
                 pinned = await self._pinned(token_hash)
             except StoreUnavailable as exc:
                 log.warning("store unavailable while checking a webhook token: %s", exc)
-                return Verdict(503, {"error": "database unavailable, retry later"}, "unknown", "unavailable",
-                               {"Retry-After": "30"})
+                return Verdict(
+                    503, {"error": "database unavailable, retry later"}, "unknown", "unavailable", {"Retry-After": "30"}
+                )
             except StoreError as exc:
                 log.error("webhook token lookup failed: %s", exc)
                 return Verdict(500, {"error": "internal error"}, "unknown", "failed")

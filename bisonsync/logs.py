@@ -17,8 +17,10 @@ from typing import Any
 
 _PATTERNS = (
     (re.compile(r"(?i)([?&](?:token|apikey|api_key|access_token)=)[^&\s\"']+"), r"\1[redacted]"),
-    (re.compile(r"(?i)(x-bisonsync-token|authorization|apikey)(['\"]?\s*[:=]\s*['\"]?)(bearer\s+)?[^\s'\",}]+"),
-     r"\1\2[redacted]"),
+    (
+        re.compile(r"(?i)(x-bisonsync-token|authorization|apikey)(['\"]?\s*[:=]\s*['\"]?)(bearer\s+)?[^\s'\",}]+"),
+        r"\1\2[redacted]",
+    ),
     (re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), "[redacted-jwt]"),
     (re.compile(r"sb_(?:secret|publishable)_[A-Za-z0-9_-]{8,}"), "[redacted-key]"),
     (re.compile(r"\b\d{1,6}\|[A-Za-z0-9]{16,}"), "[redacted-bison-key]"),

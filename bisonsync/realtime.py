@@ -282,9 +282,13 @@ class Watcher:
             if event is not None and (wanted is None or event.table in wanted):
                 put(event)
 
-        options: RealtimeChannelOptions = {"config": {
-            "broadcast": {"ack": False, "self": False}, "presence": {"key": "", "enabled": False}, "private": private,
-        }}
+        options: RealtimeChannelOptions = {
+            "config": {
+                "broadcast": {"ack": False, "self": False},
+                "presence": {"key": "", "enabled": False},
+                "private": private,
+            }
+        }
         channel = self._client.channel(topic, params=options)
         channel.on_broadcast("*", on_message)
         # A broadcast channel is live as soon as it is joined (there is no database subscription to wait for).

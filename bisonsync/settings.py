@@ -126,11 +126,13 @@ class Settings:
         "BISONSYNC_WEBHOOK_MAX_BYTES", 262_144, "Largest webhook body accepted (413 above).", parse=parse_int
     )
     default_instance: str = setting(
-        "BISONSYNC_DEFAULT_INSTANCE", "default",
+        "BISONSYNC_DEFAULT_INSTANCE",
+        "default",
         "Instance of webhook deliveries when neither BISON_INSTANCE nor BISON_BASE_URL is set (never the payload's).",
     )
     webhook_instances: tuple[str, ...] = setting(
-        "BISONSYNC_WEBHOOK_INSTANCES", (),
+        "BISONSYNC_WEBHOOK_INSTANCES",
+        (),
         "More instances one deployment serves (hosts or `*.domain`, comma-separated); a webhook URL names one by "
         "`?instance=`.",
         parse=parse_csv,
@@ -139,17 +141,20 @@ class Settings:
     port: int = setting("BISONSYNC_PORT", 8000, "Port `bisonsync serve` binds.", parse=parse_int)
     db_pool_max: int = setting("BISONSYNC_DB_POOL_MAX", 10, "Largest asyncpg pool (direct path).", parse=parse_int)
     header_timeout_s: int = setting(
-        "BISONSYNC_HEADER_TIMEOUT_S", 10,
+        "BISONSYNC_HEADER_TIMEOUT_S",
+        10,
         "`serve`: seconds a request's head (request line + headers) may take; slower: 408, connection closed.",
         parse=parse_positive_int,
     )
     body_timeout_s: int = setting(
-        "BISONSYNC_BODY_TIMEOUT_S", 30,
+        "BISONSYNC_BODY_TIMEOUT_S",
+        30,
         "`serve`: seconds a request body may take after its head; slower: 408, connection closed.",
         parse=parse_positive_int,
     )
     max_connections: int = setting(
-        "BISONSYNC_MAX_CONNECTIONS", 500,
+        "BISONSYNC_MAX_CONNECTIONS",
+        500,
         "`serve`: most open connections; past it a new connection gets 503 and is closed.",
         parse=parse_positive_int,
     )
@@ -163,29 +168,36 @@ class Settings:
         "BISON_INSTANCE", None, "Instance label of polled data and webhooks (default: the host of BISON_BASE_URL)."
     )
     bison_max_pages: int = setting(
-        "BISON_MAX_PAGES", DEFAULT_MAX_PAGES, "Most pages of 15 read per workspace listing (2000 = 30,000 mailboxes).",
+        "BISON_MAX_PAGES",
+        DEFAULT_MAX_PAGES,
+        "Most pages of 15 read per workspace listing (2000 = 30,000 mailboxes).",
         parse=parse_int,
     )
     poll_interval_s: int = setting(
         "BISONSYNC_POLL_INTERVAL_S", 300, "Seconds between scheduled mailbox syncs (0 disables).", parse=parse_int
     )
     jobs_enabled: bool = setting(
-        "BISONSYNC_JOBS", True,
+        "BISONSYNC_JOBS",
+        True,
         "Run background jobs (poll, alerts, snapshots, reconcile, ledger pruning) in `serve`; 0: off.",
         parse=parse_bool,
     )
     ledger_retention_days: int | None = setting(
-        "BISONSYNC_LEDGER_RETENTION_DAYS", None,
+        "BISONSYNC_LEDGER_RETENTION_DAYS",
+        None,
         "Days webhook payloads (lead PII) are kept before pruning; when set, written to the database's "
         "`ledger_payload_retention_days` (else the database's value, default 90, applies).",
         parse=parse_positive_int,
     )
     prune_interval_s: int = setting(
-        "BISONSYNC_PRUNE_INTERVAL_S", 86_400, "Seconds between ledger prunes in `serve` (0 disables).",
+        "BISONSYNC_PRUNE_INTERVAL_S",
+        86_400,
+        "Seconds between ledger prunes in `serve` (0 disables).",
         parse=parse_int,
     )
     key_provision_interval_s: int = setting(
-        "BISONSYNC_KEY_PROVISION_INTERVAL_S", 0,
+        "BISONSYNC_KEY_PROVISION_INTERVAL_S",
+        0,
         "Seconds between automatic `keys provision` runs in `serve` (keys for new workspaces); 0 disables.",
         parse=parse_int,
     )

@@ -162,8 +162,18 @@ class PostgresCluster:
         self._chown(pwfile)
         try:
             self._pg(
-                "initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--pwfile", str(pwfile),
-                "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--locale=C.UTF-8",
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                SUPERUSER,
+                "--pwfile",
+                str(pwfile),
+                "--auth-host=scram-sha-256",
+                "--auth-local=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
             )
         finally:
             pwfile.unlink(missing_ok=True)
@@ -197,8 +207,18 @@ class PostgresCluster:
         options = " ".join([f"-p {self.port}", *(f"-c {k}={v}" for k, v in settings.items())])
         # -l catches what is printed before the logging collector starts (and a failure to start)
         self._pg(
-            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", str(int(timeout)),
-            "-o", options, "start", timeout=timeout + 10,
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "-o",
+            options,
+            "start",
+            timeout=timeout + 10,
         )
         self._wait_ready(timeout)
 

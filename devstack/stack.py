@@ -160,9 +160,15 @@ class DevStack:
     # -- gateway -------------------------------------------------------------------------------------------
     def gateway_command(self) -> list[str]:
         return [
-            sys.executable, "-m", "devstack.gateway", "--port", str(self.api_port),
-            "--db-url", self.cluster.dsn("authenticator"),
-            "--replication-db-url", self.replication_dsn(),
+            sys.executable,
+            "-m",
+            "devstack.gateway",
+            "--port",
+            str(self.api_port),
+            "--db-url",
+            self.cluster.dsn("authenticator"),
+            "--replication-db-url",
+            self.replication_dsn(),
         ]
 
     def replication_dsn(self) -> str:

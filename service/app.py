@@ -75,8 +75,9 @@ def _instance(request: Request[Any, Any, State]) -> str | None:
 
 def _respond(svc: ServiceState, verdict: Verdict, started: float, body: dict[str, Any] | None = None) -> Response[Any]:
     svc.metrics.observe(verdict.event_type, verdict.outcome, time.perf_counter() - started)
-    return Response(content=body if body is not None else verdict.body, status_code=verdict.http_status,
-                    headers=verdict.headers)
+    return Response(
+        content=body if body is not None else verdict.body, status_code=verdict.http_status, headers=verdict.headers
+    )
 
 
 def _webhook_operation_id(handler: Any, method: Any, path_components: list[str | PathParameterDefinition]) -> str:
@@ -158,8 +159,11 @@ async def healthz() -> dict[str, str]:
     "/readyz",
     operation_id="readyz",
     tags=["ops"],
-    responses={503: ResponseSpec(dict[str, str], description="Database unreachable or schema not migrated",
-                                 generate_examples=False)},
+    responses={
+        503: ResponseSpec(
+            dict[str, str], description="Database unreachable or schema not migrated", generate_examples=False
+        )
+    },
 )
 async def readyz(request: Request[Any, Any, State]) -> Response[dict[str, str]]:
     """Readiness: the database answers and has every migration this package bundles."""
@@ -255,4 +259,3 @@ def create_app(
         logging_config=None,  # the process configures logging (bisonsync.logs), with secret redaction
         request_max_body_size=settings.webhook_max_bytes,
     )
-

@@ -168,8 +168,11 @@ class _GuardMixin(asyncio.Protocol):
             return
         if self._guard_bytes:
             STATS.head_timeouts += 1
-            _head_log("request head not complete within %.0fs (%d bytes): 408, connection closed",
-                      self.limits.header_timeout_s, self._guard_bytes)
+            _head_log(
+                "request head not complete within %.0fs (%d bytes): 408, connection closed",
+                self.limits.header_timeout_s,
+                self._guard_bytes,
+            )
             self.transport.write(_HEAD_TIMEOUT)
         self.transport.close()
 
@@ -204,15 +207,23 @@ class BodyGuard:
                     message: Any = await receive()
             except TimeoutError:
                 STATS.body_timeouts += 1
-                _body_log("%s %s: body not complete within %.0fs (%d bytes): 408, connection closed",
-                          scope.get("method"), escape_control(scope.get("path", "")), self.limits.body_timeout_s,
-                          size)
+                _body_log(
+                    "%s %s: body not complete within %.0fs (%d bytes): 408, connection closed",
+                    scope.get("method"),
+                    escape_control(scope.get("path", "")),
+                    self.limits.body_timeout_s,
+                    size,
+                )
                 await _send_408(send)
                 return
             if message["type"] == "http.disconnect":
                 STATS.aborted += 1
-                _aborted_log("%s %s aborted by the client after %d body bytes (nothing applied)",
-                             scope.get("method"), escape_control(scope.get("path", "")), size)
+                _aborted_log(
+                    "%s %s aborted by the client after %d body bytes (nothing applied)",
+                    scope.get("method"),
+                    escape_control(scope.get("path", "")),
+                    size,
+                )
                 return
             buffered.append(message)
             size += len(message.get("body", b""))
@@ -244,8 +255,11 @@ async def _send_408(send: Send) -> None:
     start: Any = {
         "type": "http.response.start",
         "status": 408,
-        "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close")],
+        "headers": [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ],
     }
     await send(start)
     end: Any = {"type": "http.response.body", "body": body}

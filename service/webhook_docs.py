@@ -25,10 +25,12 @@ def _nullable(schema: Schema) -> Schema:
 
 
 #: a database id as Email Bison sends it: a positive integer that fits a bigint, or the same as a numeric string
-BISON_ID = Schema(one_of=[
-    Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=_MAX_ID),
-    Schema(type=OpenAPIType.STRING, pattern=r"^[1-9][0-9]{0,17}$"),
-])
+BISON_ID = Schema(
+    one_of=[
+        Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=_MAX_ID),
+        Schema(type=OpenAPIType.STRING, pattern=r"^[1-9][0-9]{0,17}$"),
+    ]
+)
 _TEXT = _nullable(Schema(type=OpenAPIType.STRING))
 #: not blank: some character Python's str.strip() keeps (it strips \x1c-\x1f and \x85 too, which \s leaves out)
 _NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
@@ -43,19 +45,27 @@ def _event(type_schema: Schema) -> Schema:
             "workspace_id": BISON_ID,
             "workspace_name": _TEXT,
             "name": _TEXT,
-            "instance_url": _nullable(Schema(type=OpenAPIType.STRING, description=(
-                "Information only, kept on the ledger row: the instance is the configured one (BISON_INSTANCE, "
-                "else the host of BISON_BASE_URL, else BISONSYNC_DEFAULT_INSTANCE; or `?instance=`), never this"))),
+            "instance_url": _nullable(
+                Schema(
+                    type=OpenAPIType.STRING,
+                    description=(
+                        "Information only, kept on the ledger row: the instance is the configured one (BISON_INSTANCE, "
+                        "else the host of BISON_BASE_URL, else BISONSYNC_DEFAULT_INSTANCE; or `?instance=`), never this"
+                    ),
+                )
+            ),
         },
     )
 
 
 #: what the decoder's lax mode also takes for a boolean: 0/1 and "true"/"false"/"1"/"0" in any case
-_LAX_BOOL = Schema(one_of=[
-    Schema(type=OpenAPIType.BOOLEAN),
-    Schema(type=OpenAPIType.INTEGER, enum=[0, 1]),
-    Schema(type=OpenAPIType.STRING, pattern="^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)$"),
-])
+_LAX_BOOL = Schema(
+    one_of=[
+        Schema(type=OpenAPIType.BOOLEAN),
+        Schema(type=OpenAPIType.INTEGER, enum=[0, 1]),
+        Schema(type=OpenAPIType.STRING, pattern="^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)$"),
+    ]
+)
 
 
 def _from_model(node: dict[str, Any], defs: dict[str, Any]) -> Schema:
@@ -105,9 +115,12 @@ def _lead_interested_data() -> Schema:
     # a part the type does not require is left out of the typed data when it has another shape (never refused)
     for name, part in list(data.properties.items()):
         if name not in LeadInterested.required and isinstance(part, Schema):
-            data.properties[name] = Schema(description=(
-                f"Optional `{name}` object (see docs/events.md); any value is accepted: a shape the decoder cannot "
-                "type is kept in the payload and left out of the typed data"))
+            data.properties[name] = Schema(
+                description=(
+                    f"Optional `{name}` object (see docs/events.md); any value is accepted: a shape the decoder cannot "
+                    "type is kept in the payload and left out of the typed data"
+                )
+            )
     return data
 
 
@@ -117,9 +130,12 @@ UNIVERSAL_BODY = Schema(
     required=["event"],
     properties={
         "event": _event(Schema(type=OpenAPIType.STRING, pattern=_NOT_BLANK, description="event type, any casing")),
-        "data": Schema(description=(
-            "An object for each of the 17 known types, checked per type (docs/events.md); for any other type, "
-            "whatever is sent is stored as is (status ignored, replayable)")),
+        "data": Schema(
+            description=(
+                "An object for each of the 17 known types, checked per type (docs/events.md); for any other type, "
+                "whatever is sent is stored as is (status ignored, replayable)"
+            )
+        ),
     },
 )
 LEGACY_BODY = Schema(
@@ -135,13 +151,28 @@ LEGACY_BODY = Schema(
 def token_parameters(header: str) -> list[Parameter]:
     described = "the global webhook token or the workspace's own token; the query parameter wins when both are sent"
     return [
-        Parameter(name="token", param_in="query", required=False, schema=Schema(type=OpenAPIType.STRING),
-                  description=f"Webhook token ({described})"),
-        Parameter(name="instance", param_in="query", required=False, schema=Schema(type=OpenAPIType.STRING),
-                  description="For a deployment serving several Email Bison instances: which one (a host listed in "
-                  "BISONSYNC_WEBHOOK_INSTANCES); default: the configured instance"),
-        Parameter(name=header, param_in="header", required=False, schema=Schema(type=OpenAPIType.STRING),
-                  description=f"Webhook token as a header ({described})"),
+        Parameter(
+            name="token",
+            param_in="query",
+            required=False,
+            schema=Schema(type=OpenAPIType.STRING),
+            description=f"Webhook token ({described})",
+        ),
+        Parameter(
+            name="instance",
+            param_in="query",
+            required=False,
+            schema=Schema(type=OpenAPIType.STRING),
+            description="For a deployment serving several Email Bison instances: which one (a host listed in "
+            "BISONSYNC_WEBHOOK_INSTANCES); default: the configured instance",
+        ),
+        Parameter(
+            name=header,
+            param_in="header",
+            required=False,
+            schema=Schema(type=OpenAPIType.STRING),
+            description=f"Webhook token as a header ({described})",
+        ),
     ]
 
 
@@ -187,5 +218,8 @@ class LegacyInterestedAccepted(msgspec.Struct):
 
 
 def success_response(model: Any) -> ResponseSpec:
-    return ResponseSpec(model, description="Accepted: applied, duplicate (counted once) or ignored (kept for replay)",
-                        generate_examples=False)
+    return ResponseSpec(
+        model,
+        description="Accepted: applied, duplicate (counted once) or ignored (kept for replay)",
+        generate_examples=False,
+    )

@@ -42,8 +42,19 @@ async def test_run_shows_a_living_demo_and_stops_cleanly() -> None:
         "BISONSYNC_DEVSTACK_DB_PORT": str(db_port),
     }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bisonsync.cli", "run", "--port", str(port), "--rate", "20", "--poll-interval", "30",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "bisonsync.cli",
+        "run",
+        "--port",
+        str(port),
+        "--rate",
+        "20",
+        "--poll-interval",
+        "30",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     assert proc.stdout is not None
     printed: list[str] = []

@@ -26,7 +26,6 @@ T = TypeVar("T")
 log = logging.getLogger("bisonsync.bison")
 
 
-
 def rebase(url: httpx.URL, base: httpx.URL) -> httpx.URL:
     """`url`'s path and query on `base`'s scheme, host and port."""
     return base.copy_with(raw_path=url.raw_path)

@@ -23,9 +23,10 @@ def register(sub: Any) -> None:
     )
     watch.add_argument("--count", type=int, default=0, help="stop after N changes (0: run until Ctrl-C)")
     watch.add_argument(
-        "--broadcast", action="store_true",
+        "--broadcast",
+        action="store_true",
         help="read the workspace's private broadcast topic instead of postgres_changes (needs --workspace and "
-             "`select public.set_realtime_broadcast(true)`; KPI and mailbox tables only)",
+        "`select public.set_realtime_broadcast(true)`; KPI and mailbox tables only)",
     )
     watch.set_defaults(handler=_watch)
 
@@ -36,15 +37,23 @@ async def run_watch(url: str, key: str, args: argparse.Namespace) -> int:
     if broadcast and not args.workspace:
         raise SystemExit("bisonsync watch --broadcast: --workspace is required (one private topic per workspace)")
     async with Watcher(url, key, access_token=args.token) as watcher:
-        stream = (watcher.watch_workspace(args.workspace, tables=[args.table]) if broadcast
-                  else watcher.watch(args.table, workspace_id=args.workspace, event=args.event))
+        stream = (
+            watcher.watch_workspace(args.workspace, tables=[args.table])
+            if broadcast
+            else watcher.watch(args.table, workspace_id=args.workspace, event=args.event)
+        )
         async for event in stream:
             if isinstance(event, ChangeEvent):
                 if args.event != "*" and event.type != args.event:
                     continue
                 seen += 1
-                line = {"table": event.table, "type": event.type, "at": event.commit_timestamp.isoformat(),
-                        "record": event.record, "old_record": event.old_record}
+                line = {
+                    "table": event.table,
+                    "type": event.type,
+                    "at": event.commit_timestamp.isoformat(),
+                    "record": event.record,
+                    "old_record": event.old_record,
+                }
                 sys.stdout.write(msgspec.json.encode(line).decode() + "\n")
             else:
                 sys.stderr.write(f"[{event.state}] {event.detail or ''}\n")

@@ -133,9 +133,7 @@ def decode_delivery(body: bytes, *, instance: str = "default", legacy_instance: 
         meta=meta,
         data=data,
         instance=host,
-        dedup_key=dedup_key(
-            event_type=meta.type, instance=host, workspace_id=meta.workspace_id, data_value=data_value
-        ),
+        dedup_key=dedup_key(event_type=meta.type, instance=host, workspace_id=meta.workspace_id, data_value=data_value),
         legacy_dedup_key=legacy_dedup_key(
             event_type=meta.type,
             instance=_legacy_instance(meta.instance_url, legacy_default),

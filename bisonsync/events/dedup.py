@@ -37,9 +37,7 @@ LEGACY_KEY_VERSION = "v1"
 _TYPE_LABEL = re.compile(r"[a-z0-9_]{1,64}")
 
 
-def legacy_dedup_key(
-    *, event_type: str, instance: str, workspace_id: int, data: EventData, data_value: Any
-) -> str:
+def legacy_dedup_key(*, event_type: str, instance: str, workspace_id: int, data: EventData, data_value: Any) -> str:
     """The v1 key of one delivery: `v1:<type>:<instance>:<workspace_id>:<sha256 hex>` (kept to recognise retries of
     deliveries recorded before v2; `instance` is what v1 used: the host of `event.instance_url`, else the default).
 

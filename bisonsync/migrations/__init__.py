@@ -218,8 +218,9 @@ def discover(migrations_dir: Path) -> list[Migration]:
     seen: dict[str, Migration] = {}
     for mig in found:
         if mig.version in seen:
-            raise MigrationError(f"two migrations share version {mig.version}: {seen[mig.version].filename} and "
-                                 f"{mig.filename}")
+            raise MigrationError(
+                f"two migrations share version {mig.version}: {seen[mig.version].filename} and {mig.filename}"
+            )
         seen[mig.version] = mig
     return found
 
@@ -457,7 +458,8 @@ async def _read_applied(conn: asyncpg.Connection) -> dict[str, _Applied]:
         "and table_name = 'schema_migrations' and column_name = 'statements')"
     )
     rows = await conn.fetch(
-        "select version, " + ("statements" if has_statements else "null::text[] as statements")
+        "select version, "
+        + ("statements" if has_statements else "null::text[] as statements")
         + " from supabase_migrations.schema_migrations"
     )
     stored: dict[str, str] = {}

@@ -103,8 +103,13 @@ async def run(args: argparse.Namespace) -> int:
                 while not stop.is_set():
                     batch += 1
                     firer = WebhookFirer(
-                        f"{service_url}/webhooks/bison", sim, rate_per_s=args.rate, duration_s=60,
-                        token=settings.webhook_token, seed=batch, concurrency=2,
+                        f"{service_url}/webhooks/bison",
+                        sim,
+                        rate_per_s=args.rate,
+                        duration_s=60,
+                        token=settings.webhook_token,
+                        seed=batch,
+                        concurrency=2,
                     )
                     await firer.run()
 

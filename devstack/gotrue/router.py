@@ -247,8 +247,9 @@ def build_auth_router(*, jwt_expiry: int = DEFAULT_JWT_EXPIRY) -> Router:
             options = _dict_field(data, "options")
             metadata = _dict_field(data, "data") or _dict_field(options, "data")
             try:
-                created = await users.create(email=email, password=password, email_confirm=True,
-                                             user_metadata=metadata, app_metadata={})
+                created = await users.create(
+                    email=email, password=password, email_confirm=True, user_metadata=metadata, app_metadata={}
+                )
             except DuplicateEmail as exc:
                 raise AuthError(422, "user_already_exists", "User already registered") from exc
             except asyncpg.PostgresError as exc:

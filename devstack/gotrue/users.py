@@ -160,8 +160,14 @@ class UserRepository:
                         case when $6 then now() end, $7::jsonb, $8::jsonb, now(), now())
                 returning {_COLUMNS}
                 """,
-                uuid.uuid4(), uuid.UUID(NIL_INSTANCE), role, email, password, email_confirm,
-                json.dumps(app_meta), json.dumps(user_metadata),
+                uuid.uuid4(),
+                uuid.UUID(NIL_INSTANCE),
+                role,
+                email,
+                password,
+                email_confirm,
+                json.dumps(app_meta),
+                json.dumps(user_metadata),
             )
         assert row is not None
         return AuthUser.from_row(row)
@@ -178,7 +184,8 @@ class UserRepository:
                  order by created_at
                  limit 1
                 """,
-                normalise_email(email), password,
+                normalise_email(email),
+                password,
             )
         if row is None or not row["password_ok"]:
             return None

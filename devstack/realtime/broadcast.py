@@ -245,7 +245,9 @@ async def authorize(pool: asyncpg.Pool, topic: str, role: str, claims_json: str)
             await conn.execute(
                 "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), "
                 "set_config('realtime.topic', $3, true)",
-                role, claims_json, topic,
+                role,
+                claims_json,
+                topic,
             )
             read: set[str] = set()
             try:
@@ -259,7 +261,8 @@ async def authorize(pool: asyncpg.Pool, topic: str, role: str, claims_json: str)
                     async with conn.transaction():
                         await conn.execute(
                             "insert into realtime.messages (topic, extension, private) values ($1, $2, true)",
-                            topic, ext,
+                            topic,
+                            ext,
                         )
                     write.add(ext)
                 except asyncpg.PostgresError:

@@ -81,14 +81,21 @@ class RealtimeChannel:
     # -- frames ---------------------------------------------------------------------------------------------
     def push(self, event: str, payload_json: str, ref: str | None = None) -> None:
         self.conn.send_text(
-            encode_frame(self.conn.vsn, topic=self.topic, event=event, payload_json=payload_json, ref=ref,
-                         join_ref=self.join_ref)
+            encode_frame(
+                self.conn.vsn, topic=self.topic, event=event, payload_json=payload_json, ref=ref, join_ref=self.join_ref
+            )
         )
 
     def reply(self, frame: ClientFrame, status: str, response: object) -> None:
         self.conn.send_text(
-            encode_frame(self.conn.vsn, topic=self.topic, event="phx_reply",
-                         payload_json=reply_payload(status, response), ref=frame.ref, join_ref=frame.join_ref)
+            encode_frame(
+                self.conn.vsn,
+                topic=self.topic,
+                event="phx_reply",
+                payload_json=reply_payload(status, response),
+                ref=frame.ref,
+                join_ref=frame.join_ref,
+            )
         )
 
     def push_system(self, extension: str, status: str, message: str) -> None:
@@ -104,8 +111,14 @@ class RealtimeChannel:
     def _set_change_frame(self) -> None:
         """Pre-encode what every `postgres_changes` frame of this channel has around its payload."""
         marker = "\x00"
-        frame = encode_frame(self.conn.vsn, topic=self.topic, event="postgres_changes", payload_json=marker,
-                             ref=None, join_ref=self.join_ref)
+        frame = encode_frame(
+            self.conn.vsn,
+            topic=self.topic,
+            event="postgres_changes",
+            payload_json=marker,
+            ref=None,
+            join_ref=self.join_ref,
+        )
         self._change_head, _, self._change_tail = frame.partition(marker)
 
     # -- client events --------------------------------------------------------------------------------------

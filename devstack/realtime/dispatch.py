@@ -82,9 +82,7 @@ class Dispatcher:
             out.append(_Match(sub, ids, select, rls_key))
         return out
 
-    def _deliver(
-        self, change: RowChange, index: int, matches: list[_Match], visible: dict[RlsKey, set[int]]
-    ) -> None:
+    def _deliver(self, change: RowChange, index: int, matches: list[_Match], visible: dict[RlsKey, set[int]]) -> None:
         facts = self.authz.table(change.relation.relid)
         if facts is None:
             return

@@ -19,8 +19,9 @@ import msgspec
 from devstack.realtime.pgoutput import TupleValues
 from devstack.realtime.values import Queryable, SortKey, TypeInfo, sort_key, split_array_literal, value_family
 
-FILTER_OPS = frozenset({"eq", "neq", "lt", "lte", "gt", "gte", "in", "like", "ilike", "is", "match", "imatch",
-                        "isdistinct"})
+FILTER_OPS = frozenset(
+    {"eq", "neq", "lt", "lte", "gt", "gte", "in", "like", "ilike", "is", "match", "imatch", "isdistinct"}
+)
 MAX_IN_VALUES = 100
 _IS_VALUES = frozenset({"null", "true", "false", "unknown"})
 _CONDITIONS = {

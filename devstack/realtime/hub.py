@@ -97,11 +97,17 @@ class RealtimeHub:
 
     async def start(self) -> None:
         self._pool = await asyncpg.create_pool(
-            self.config.db_url, min_size=1, max_size=self.settings.pool_max, server_settings=POOL_SETTINGS,
+            self.config.db_url,
+            min_size=1,
+            max_size=self.settings.pool_max,
+            server_settings=POOL_SETTINGS,
             init=prepare_connection,
         )
         self._owner_pool = await asyncpg.create_pool(
-            self.config.replication_db_url, min_size=0, max_size=2, server_settings=POOL_SETTINGS,
+            self.config.replication_db_url,
+            min_size=0,
+            max_size=2,
+            server_settings=POOL_SETTINGS,
         )
         self._dispatcher = Dispatcher(self.registry, Authorizer(self._pool), self.types)
         await self._purge_old_messages()

@@ -102,7 +102,8 @@ class SlotPoller:
             self.publications = await conn.fetchval(
                 "select coalesce(string_agg(pubname, ',' order by pubname), $1) from pg_catalog.pg_publication "
                 "where pubname = any($2::text[])",
-                PUBLICATION, [PUBLICATION, MESSAGES_PUBLICATION],
+                PUBLICATION,
+                [PUBLICATION, MESSAGES_PUBLICATION],
             )
             self.slot_name = new_slot_name()
             await conn.execute(

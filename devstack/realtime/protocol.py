@@ -71,8 +71,7 @@ def encode_json(value: object) -> str:
     return _encoder.encode(value).decode()
 
 
-def encode_frame(vsn: str, *, topic: str, event: str, payload_json: str, ref: str | None,
-                 join_ref: str | None) -> str:
+def encode_frame(vsn: str, *, topic: str, event: str, payload_json: str, ref: str | None, join_ref: str | None) -> str:
     """One server frame with an already encoded payload."""
     if vsn == VSN_2:
         return f"[{encode_json(join_ref)},{encode_json(ref)},{encode_json(topic)},{encode_json(event)},{payload_json}]"

@@ -74,16 +74,23 @@ async def broadcast_api(request: AnyRequest, body: bytes) -> Response[Any]:
         return _error(422, "messages must be a non-empty list")
     messages: list[tuple[str, str, Any, bool]] = []
     for item in raw:
-        if not isinstance(item, dict) or not isinstance(item.get("topic"), str) \
-                or not isinstance(item.get("event"), str):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("topic"), str)
+            or not isinstance(item.get("event"), str)
+        ):
             return _error(422, "every message needs a string topic and event")
         topic = item["topic"].removeprefix("realtime:")
         messages.append((topic, item["event"], item.get("payload"), item.get("private") is True))
     return await _send(request, claims, messages)
 
 
-@post("/api/broadcast/{topic:str}/events/{event:str}", name="realtime-broadcast-event-api",
-      include_in_schema=False, status_code=202)
+@post(
+    "/api/broadcast/{topic:str}/events/{event:str}",
+    name="realtime-broadcast-event-api",
+    include_in_schema=False,
+    status_code=202,
+)
 async def broadcast_event_api(request: AnyRequest, topic: str, event: str, body: bytes) -> Response[Any]:
     claims = _authenticate(request)
     if isinstance(claims, Response):

@@ -185,8 +185,14 @@ class RealtimeConnection:
 
     def _reply(self, frame: ClientFrame, status: str, response: object) -> None:
         self.send_text(
-            encode_frame(self.vsn, topic=frame.topic, event="phx_reply", payload_json=reply_payload(status, response),
-                         ref=frame.ref, join_ref=frame.join_ref)
+            encode_frame(
+                self.vsn,
+                topic=frame.topic,
+                event="phx_reply",
+                payload_json=reply_payload(status, response),
+                ref=frame.ref,
+                join_ref=frame.join_ref,
+            )
         )
 
     def _drop_channels(self) -> None:
@@ -204,10 +210,12 @@ async def _refuse(socket: WebSocket[object, object, State], status: int, error: 
     if "websocket.http.response" not in extensions:
         await socket.close(code=1008, reason=error[:120])
         return
-    await socket.send({"type": "websocket.http.response.start", "status": status,
-                       "headers": [(b"content-type", b"application/json")]})
-    await socket.send({"type": "websocket.http.response.body", "body": encode_json({"error": error}).encode(),
-                       "more_body": False})
+    await socket.send(
+        {"type": "websocket.http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+    )
+    await socket.send(
+        {"type": "websocket.http.response.body", "body": encode_json({"error": error}).encode(), "more_body": False}
+    )
 
 
 @websocket("/websocket", name="realtime-websocket", include_in_schema=False)

@@ -213,9 +213,7 @@ async def create_subscription(
                     if facts is None or not facts.selectable:
                         raise raise_exception(f"invalid column for select {name}")
                 compiled = await compile_filters(conn, specs, table_columns)
-                by_relid.setdefault(relid, []).append(
-                    LiveBinding(binding.id, binding.event, compiled, binding.select)
-                )
+                by_relid.setdefault(relid, []).append(LiveBinding(binding.id, binding.event, compiled, binding.select))
         except FilterCheckError as exc:
             raise SubscribeError(
                 f"{prefix} An exception happened so please check your connect parameters: [{params}]. "

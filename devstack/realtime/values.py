@@ -72,7 +72,9 @@ class TypeCache:
             for oid in missing - {row["oid"] for row in rows}:  # vanished type: remember it as unknown
                 self._types[oid] = TypeInfo(oid, "unknown", "X", 0, ",", 0)
             missing = {
-                ref for oid in missing for ref in (self._types[oid].elem, self._types[oid].base)
+                ref
+                for oid in missing
+                for ref in (self._types[oid].elem, self._types[oid].base)
                 if ref and ref not in self._types
             }
 

@@ -28,12 +28,12 @@ async def _seed_workspace(
     db: asyncpg.Connection, instance: str, bison_id: int, name: str, sending: int | None, kpi: int | None, shift: int
 ) -> uuid.UUID:
     """A workspace with counters for every local day of this month so far (today's left for the webhooks)."""
-    ws: uuid.UUID = await db.fetchval(
-        "select public.upsert_workspace($1, $2, $3, $4)", instance, bison_id, name, TZ
-    )
+    ws: uuid.UUID = await db.fetchval("select public.upsert_workspace($1, $2, $3, $4)", instance, bison_id, name, TZ)
     await db.execute(
         "update public.workspaces set monthly_sending_target = $2, monthly_kpi_target = $3 where id = $1",
-        ws, sending, kpi,
+        ws,
+        sending,
+        kpi,
     )
     await db.execute(
         """
@@ -49,13 +49,20 @@ async def _seed_workspace(
           from generate_series(date_trunc('month', now() at time zone $3)::date,
                                (now() at time zone $3)::date - 1, interval '1 day') d
         """,
-        ws, shift, TZ,
+        ws,
+        shift,
+        TZ,
     )
     return ws
 
 
-PEOPLE = [("Avery", "Stone", "Stone Logistics"), ("Morgan", "Lee", "Lee & Sons Trucking"),
-          ("Riley", "Park", "Park Dental"), ("Casey", "Nguyen", None), ("Jamie", "Ortiz", "Ortiz Farms")]
+PEOPLE = [
+    ("Avery", "Stone", "Stone Logistics"),
+    ("Morgan", "Lee", "Lee & Sons Trucking"),
+    ("Riley", "Park", "Park Dental"),
+    ("Casey", "Nguyen", None),
+    ("Jamie", "Ortiz", "Ortiz Farms"),
+]
 
 
 async def _seed_leads(db: asyncpg.Connection, ws: uuid.UUID, people: list[tuple[str, str, str | None]]) -> None:
@@ -66,7 +73,11 @@ async def _seed_leads(db: asyncpg.Connection, ws: uuid.UUID, people: list[tuple[
                                              pipeline_stage, interested, interested_at)
             values ($1, $2, $3, $4, $5, 'interested', true, now() - make_interval(hours => $6))
             """,
-            ws, f"{first.lower()}.{last.lower()}.{uuid.uuid4().hex[:6]}@example.com", first, last, company,
+            ws,
+            f"{first.lower()}.{last.lower()}.{uuid.uuid4().hex[:6]}@example.com",
+            first,
+            last,
+            company,
             3 + i * 7,
         )
 
@@ -91,8 +102,15 @@ async def _seed_mailboxes(db: asyncpg.Connection, ws: uuid.UUID, base_id: int) -
                         unique_replied_count, bounced_count, last_synced_at)
                     values ($1, '', $2, $3, $4, $5, $6, $7, $8, $8, $9, now() - interval '20 minutes')
                     """,
-                    ws, base_id + n, f"sender{n}@mail{n % 7}.example.net", status, provider, reseller, sent,
-                    3 + n % 9, n % 7,
+                    ws,
+                    base_id + n,
+                    f"sender{n}@mail{n % 7}.example.net",
+                    status,
+                    provider,
+                    reseller,
+                    sent,
+                    3 + n % 9,
+                    n % 7,
                 )
 
 
@@ -113,8 +131,13 @@ async def _seed_provider_history(db: asyncpg.Connection, instance: str) -> None:
 
 def _webhook(event_type: str, instance: str, bison_id: int, name: str, data: dict[str, Any]) -> dict[str, Any]:
     return {
-        "event": {"type": event_type, "name": event_type, "instance_url": f"https://{instance}",
-                  "workspace_id": bison_id, "workspace_name": name},
+        "event": {
+            "type": event_type,
+            "name": event_type,
+            "instance_url": f"https://{instance}",
+            "workspace_id": bison_id,
+            "workspace_name": name,
+        },
         "data": data,
     }
 
@@ -196,22 +219,35 @@ async def _dashboard_run(
         )
 
         # one earlier delivery, so webhook health has something to show before the live change
-        warmup = _webhook("email_sent", instance, unique_ws + 1, "Birch Insurance Group", {
-            "lead": {"id": unique_ws, "email": "warm@example.com"},
-            "scheduled_email": {"id": unique_ws * 10 + 1, "sent_at": "2026-11-29T10:00:00Z"},
-        })
+        warmup = _webhook(
+            "email_sent",
+            instance,
+            unique_ws + 1,
+            "Birch Insurance Group",
+            {
+                "lead": {"id": unique_ws, "email": "warm@example.com"},
+                "scheduled_email": {"id": unique_ws * 10 + 1, "sent_at": "2026-11-29T10:00:00Z"},
+            },
+        )
         resp = await http.post(f"{service.url}/webhooks/bison", params={"token": service.webhook_token}, json=warmup)
         assert resp.status_code == 200, resp.text
 
         proc = await asyncio.create_subprocess_exec(
-            "node", "dashboard_driver.mjs",
+            "node",
+            "dashboard_driver.mjs",
             cwd=playwright_dir,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "DASHBOARD_URL": service.url + "/", "DASHBOARD_EMAIL": email,
-                 "DASHBOARD_PASSWORD": PASSWORD, "DASHBOARD_WORKSPACE": str(acme),
-                 "DASHBOARD_ARTIFACTS": str(artifacts_dir), "CHROMIUM_PATH": str(chromium_path)},
+            env={
+                **os.environ,
+                "DASHBOARD_URL": service.url + "/",
+                "DASHBOARD_EMAIL": email,
+                "DASHBOARD_PASSWORD": PASSWORD,
+                "DASHBOARD_WORKSPACE": str(acme),
+                "DASHBOARD_ARTIFACTS": str(artifacts_dir),
+                "CHROMIUM_PATH": str(chromium_path),
+            },
         )
         try:
             ready = await _read_event(proc, 120)
@@ -223,17 +259,40 @@ async def _dashboard_run(
 
             # the live change: a lead turns interested and an email goes out, both through the real webhook path
             lead_id = unique_ws * 7
-            interested = _webhook("lead_interested", instance, unique_ws, "Acme Roofing", {
-                "lead": {"id": lead_id, "email": f"jordan.rivera.{unique_ws}@example.com", "first_name": "Jordan",
-                         "last_name": "Rivera", "company": "Rivera Freight", "interested": True},
-                "reply": {"id": lead_id, "uuid": str(uuid.uuid4()), "date_received": "2026-11-29T10:00:00Z",
-                          "interested": True, "text_body": "Yes, send a quote"},
-                "campaign": {"id": 5, "name": "Q4 Fleet"},
-            })
-            sent = _webhook("email_sent", instance, unique_ws, "Acme Roofing", {
-                "lead": {"id": lead_id, "email": f"jordan.rivera.{unique_ws}@example.com"},
-                "scheduled_email": {"id": unique_ws * 10 + 2, "sent_at": "2026-11-29T10:01:00Z"},
-            })
+            interested = _webhook(
+                "lead_interested",
+                instance,
+                unique_ws,
+                "Acme Roofing",
+                {
+                    "lead": {
+                        "id": lead_id,
+                        "email": f"jordan.rivera.{unique_ws}@example.com",
+                        "first_name": "Jordan",
+                        "last_name": "Rivera",
+                        "company": "Rivera Freight",
+                        "interested": True,
+                    },
+                    "reply": {
+                        "id": lead_id,
+                        "uuid": str(uuid.uuid4()),
+                        "date_received": "2026-11-29T10:00:00Z",
+                        "interested": True,
+                        "text_body": "Yes, send a quote",
+                    },
+                    "campaign": {"id": 5, "name": "Q4 Fleet"},
+                },
+            )
+            sent = _webhook(
+                "email_sent",
+                instance,
+                unique_ws,
+                "Acme Roofing",
+                {
+                    "lead": {"id": lead_id, "email": f"jordan.rivera.{unique_ws}@example.com"},
+                    "scheduled_email": {"id": unique_ws * 10 + 2, "sent_at": "2026-11-29T10:01:00Z"},
+                },
+            )
             for body in (interested, sent):
                 resp = await http.post(
                     f"{service.url}/webhooks/bison", params={"token": service.webhook_token}, json=body
@@ -285,6 +344,5 @@ async def test_service_serves_the_page_and_its_config(service: ServiceHandle, de
             assert resp.status_code == 200 and kind in resp.headers["content-type"]
         config = await http.get("/config.json")
         assert config.status_code == 200 and config.headers["cache-control"] == "no-store"
-        assert config.json() == {"supabaseUrl": devstack.env.supabase_url.rstrip("/"),
-                                 "anonKey": devstack.env.anon_key}
+        assert config.json() == {"supabaseUrl": devstack.env.supabase_url.rstrip("/"), "anonKey": devstack.env.anon_key}
         assert devstack.env.service_role_key not in config.text

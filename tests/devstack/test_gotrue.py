@@ -45,9 +45,7 @@ async def _create_user(admin: httpx.AsyncClient, email: str, *, confirm: bool = 
 # -- sign-in ----------------------------------------------------------------------------------------------------
 
 
-async def test_password_sign_in_returns_a_session(
-    devstack: StackHandle, admin: httpx.AsyncClient
-) -> None:
+async def test_password_sign_in_returns_a_session(devstack: StackHandle, admin: httpx.AsyncClient) -> None:
     email = _email()
     created = await _create_user(admin, email.upper())  # GoTrue stores emails lower-cased
     assert created["email"] == email and created["aud"] == "authenticated"
@@ -271,8 +269,9 @@ async def test_signup_auto_confirms_and_returns_a_session(devstack: StackHandle)
     assert signed.session is not None and signed.user is not None
     assert signed.user.email == email and signed.user.email_confirmed_at is not None
     assert signed.user.user_metadata == {"name": "Ada"}
-    claims = jwt.decode(signed.session.access_token, devstack.env.jwt_secret, algorithms=["HS256"],
-                        audience="authenticated")
+    claims = jwt.decode(
+        signed.session.access_token, devstack.env.jwt_secret, algorithms=["HS256"], audience="authenticated"
+    )
     assert claims["sub"] == signed.user.id and claims["role"] == "authenticated"
     again = await (await _client(devstack)).auth.sign_in_with_password({"email": email, "password": PASSWORD})
     assert again.user is not None and again.user.id == signed.user.id

@@ -140,8 +140,9 @@ class Listener:
         while not ready():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"timed out waiting for {what}; events={self.events} system={self.system} "
-                                     f"states={self.states}")
+                raise AssertionError(
+                    f"timed out waiting for {what}; events={self.events} system={self.system} states={self.states}"
+                )
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
@@ -160,8 +161,9 @@ class Listener:
         return bool(self.error_payloads())
 
     def error_payloads(self) -> list[dict[str, Any]]:
-        return [json.loads(err) for state, err in self.states if state == "CHANNEL_ERROR" and err and
-                err.startswith("{")]
+        return [
+            json.loads(err) for state, err in self.states if state == "CHANNEL_ERROR" and err and err.startswith("{")
+        ]
 
 
 def summary(events: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, Any, Any]]:
@@ -204,27 +206,43 @@ async def test_realtime_raw_protocol_v1_and_v2(devstack: StackHandle, db: asyncp
     async with websockets.connect(ws_url(devstack, f"apikey={DEFAULT_PUBLISHABLE_KEY}&vsn=1.0.0")) as ws:
         await ws.send(json.dumps({"event": "heartbeat", "topic": "phoenix", "payload": {}, "ref": None}))
         assert json.loads(await ws.recv()) == {
-            "event": "phx_reply", "topic": "phoenix", "payload": {"status": "ok", "response": {}}, "ref": None}
-        join = {"config": {"broadcast": {"ack": False, "self": False}, "presence": {"key": "", "enabled": False},
-                           "private": False, "postgres_changes": [binding, {"event": "INSERT", "schema": "public"}]}}
-        await ws.send(json.dumps({"event": "phx_join", "topic": "realtime:raw", "payload": join, "ref": "1",
-                                  "join_ref": "1"}))
+            "event": "phx_reply",
+            "topic": "phoenix",
+            "payload": {"status": "ok", "response": {}},
+            "ref": None,
+        }
+        join = {
+            "config": {
+                "broadcast": {"ack": False, "self": False},
+                "presence": {"key": "", "enabled": False},
+                "private": False,
+                "postgres_changes": [binding, {"event": "INSERT", "schema": "public"}],
+            }
+        }
+        await ws.send(
+            json.dumps({"event": "phx_join", "topic": "realtime:raw", "payload": join, "ref": "1", "join_ref": "1"})
+        )
         reply = json.loads(await ws.recv())
         assert reply["event"] == "phx_reply" and reply["ref"] == "1" and reply["payload"]["status"] == "ok"
         echoed = reply["payload"]["response"]["postgres_changes"]
         assert [{k: v for k, v in b.items() if k != "id"} for b in echoed] == join["config"]["postgres_changes"]
         assert all(isinstance(b["id"], int) and 0 < b["id"] < 2**27 for b in echoed)
         system = json.loads(await ws.recv())
-        assert system == {"event": "system", "topic": "realtime:raw", "ref": None, "payload": {
-            "channel": "raw", "extension": "postgres_changes", "message": SUBSCRIBED, "status": "ok"}}
+        assert system == {
+            "event": "system",
+            "topic": "realtime:raw",
+            "ref": None,
+            "payload": {"channel": "raw", "extension": "postgres_changes", "message": SUBSCRIBED, "status": "ok"},
+        }
         await db.execute(f"insert into public.{items} (id, title) values (4, 'four')")
         change = json.loads(await asyncio.wait_for(ws.recv(), 10))
         while change["payload"]["data"]["table"] != items:  # the table-less binding sees all of `public`
             change = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert change["event"] == "postgres_changes" and change["ref"] is None
         assert change["payload"]["ids"] == [echoed[0]["id"], echoed[1]["id"]]
-        await ws.send(json.dumps({"event": "phx_leave", "topic": "realtime:raw", "payload": {}, "ref": "2",
-                                  "join_ref": "1"}))
+        await ws.send(
+            json.dumps({"event": "phx_leave", "topic": "realtime:raw", "payload": {}, "ref": "2", "join_ref": "1"})
+        )
         assert json.loads(await ws.recv())["payload"] == {"status": "ok", "response": {}}
         closed = json.loads(await ws.recv())
         assert (closed["event"], closed["ref"]) == ("phx_close", "1")
@@ -263,8 +281,15 @@ async def test_realtime_insert_update_delete_in_commit_order(
         await db.execute(f"update public.{items} set title = 'uno' where id = 1")
         await db.execute(f"delete from public.{items} where id = 2")
     events = await listener.wait_events(5)
-    row1 = {"id": 1, "title": "one", "n": 10, "flag": True, "at": "2026-11-29T07:34:33.035+00:00",
-            "tags": ["a", "b c", None], "meta": {"k": [1, 2]}}
+    row1 = {
+        "id": 1,
+        "title": "one",
+        "n": 10,
+        "flag": True,
+        "at": "2026-11-29T07:34:33.035+00:00",
+        "tags": ["a", "b c", None],
+        "meta": {"k": [1, 2]},
+    }
     nulls = {"n": None, "flag": None, "at": None, "tags": None, "meta": None}
     assert summary(events) == [
         ("INSERT", row1, None),
@@ -277,8 +302,12 @@ async def test_realtime_insert_update_delete_in_commit_order(
     assert data["schema"] == "public" and data["table"] == items and data["errors"] is None
     assert COMMIT_TS.match(data["commit_timestamp"])
     assert data["columns"] == [
-        {"name": "id", "type": "int8"}, {"name": "title", "type": "text"}, {"name": "n", "type": "int4"},
-        {"name": "flag", "type": "bool"}, {"name": "at", "type": "timestamptz"}, {"name": "tags", "type": "_text"},
+        {"name": "id", "type": "int8"},
+        {"name": "title", "type": "text"},
+        {"name": "n", "type": "int4"},
+        {"name": "flag", "type": "bool"},
+        {"name": "at", "type": "timestamptz"},
+        {"name": "tags", "type": "_text"},
         {"name": "meta", "type": "jsonb"},
     ]
     assert "old_record" not in events[0][1] and "record" not in events[4][1]
@@ -293,8 +322,13 @@ async def test_realtime_nothing_before_subscription_and_no_truncate(
     await db.execute(f"truncate public.{items}")
     await db.execute(f"insert into public.{items} (id, title) values (99, 'sentinel')")
     await listener.wait_record("id", 99)
-    assert summary(listener.events) == [("INSERT", {"id": 99, "title": "sentinel", "n": None, "flag": None,
-                                                   "at": None, "tags": None, "meta": None}, None)]
+    assert summary(listener.events) == [
+        (
+            "INSERT",
+            {"id": 99, "title": "sentinel", "n": None, "flag": None, "at": None, "tags": None, "meta": None},
+            None,
+        )
+    ]
 
 
 async def test_realtime_replica_identity_full(
@@ -334,7 +368,7 @@ async def test_realtime_filters(clients: Callable[..., Any], db: asyncpg.Connect
         "lte": "at=lte.2026-01-01T00:00:00Z",
         "is_null": "n=is.null",
         "is_true": "flag=is.true",
-        "and": "n=gte.2,title=in.(b,\"c,d\")",
+        "and": 'n=gte.2,title=in.(b,"c,d")',
         "not_in": "n=not.in.(1,2)",
         "like": "title=like.%d",
         "quoted": 'title=eq."c,d"',
@@ -369,14 +403,19 @@ async def test_realtime_filters(clients: Callable[..., Any], db: asyncpg.Connect
     }
 
 
-async def test_realtime_subscription_errors(clients: Callable[..., Any], db: asyncpg.Connection, items: str,
-                                            tables: list[str]) -> None:
+async def test_realtime_subscription_errors(
+    clients: Callable[..., Any], db: asyncpg.Connection, items: str, tables: list[str]
+) -> None:
     hidden = await make_table(db, "id bigint primary key", publish=False)
     tables.append(hidden)
     cases = {
-        "nopub": (hidden, None, "Unable to subscribe to changes with given parameters. Please check Realtime is "
-                  f"enabled for the given connect parameters: [event: *, schema: public, table: {hidden}, "
-                  "filters: [], select: nil]"),
+        "nopub": (
+            hidden,
+            None,
+            "Unable to subscribe to changes with given parameters. Please check Realtime is "
+            f"enabled for the given connect parameters: [event: *, schema: public, table: {hidden}, "
+            "filters: [], select: nil]",
+        ),
         "column": (items, "nope=eq.1", "Exception: ERROR P0001 (raise_exception) invalid column for filter nope"),
         "op": (items, "id=foo.1", 'Error parsing `filter` params: ["id","foo.1"]'),
         "cast": (items, "id=eq.abc", 'invalid input syntax for type bigint: "abc"'),
@@ -410,8 +449,7 @@ async def guarded(db: asyncpg.Connection, tables: list[str]) -> tuple[str, str]:
 
 
 async def test_realtime_rls_per_subscriber(
-    devstack: StackHandle, clients: Callable[..., Any], db: asyncpg.Connection, guarded: tuple[str, str],
-    items: str
+    devstack: StackHandle, clients: Callable[..., Any], db: asyncpg.Connection, guarded: tuple[str, str], items: str
 ) -> None:
     docs, members = guarded
     alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
@@ -447,8 +485,7 @@ async def test_realtime_rls_per_subscriber(
 
 
 async def test_realtime_access_token_refresh(
-    devstack: StackHandle, clients: Callable[..., Any], db: asyncpg.Connection, guarded: tuple[str, str],
-    items: str
+    devstack: StackHandle, clients: Callable[..., Any], db: asyncpg.Connection, guarded: tuple[str, str], items: str
 ) -> None:
     docs, members = guarded
     alice = str(uuid.uuid4())
@@ -530,8 +567,11 @@ async def test_realtime_reconnects_after_gateway_restart(
 
 
 async def test_realtime_slow_client_is_dropped_without_stalling_others(
-    devstack: StackHandle, clients: Callable[..., Any], db: asyncpg.Connection, items: str,
-    monkeypatch: pytest.MonkeyPatch
+    devstack: StackHandle,
+    clients: Callable[..., Any],
+    db: asyncpg.Connection,
+    items: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if devstack.stack is None:
         pytest.skip("the gateway of an external stack cannot be restarted")
@@ -547,19 +587,26 @@ async def test_realtime_slow_client_is_dropped_without_stalling_others(
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
-        async with websockets.connect(ws_url(devstack, f"apikey={devstack.env.anon_key}&vsn=1.0.0"), sock=sock,
-                                      max_queue=1, max_size=None) as slow:
+        async with websockets.connect(
+            ws_url(devstack, f"apikey={devstack.env.anon_key}&vsn=1.0.0"), sock=sock, max_queue=1, max_size=None
+        ) as slow:
             join = {"config": {"postgres_changes": [{"event": "*", "schema": "public", "table": items}]}}
-            await slow.send(json.dumps({"event": "phx_join", "topic": "realtime:slow", "payload": join, "ref": "1",
-                                        "join_ref": "1"}))
+            await slow.send(
+                json.dumps(
+                    {"event": "phx_join", "topic": "realtime:slow", "payload": join, "ref": "1", "join_ref": "1"}
+                )
+            )
             assert json.loads(await slow.recv())["event"] == "phx_reply"
             assert json.loads(await slow.recv())["payload"]["message"] == SUBSCRIBED
             listener = await Listener(await clients(), "fast").on(items).subscribe()
             for batch in range(40):  # ~20 MB of incompressible text (permessage-deflate is on)
                 async with db.transaction():
                     for i in range(25):
-                        await db.execute(f"insert into public.{items} (id, title) values ($1, $2)",
-                                         batch * 25 + i, os.urandom(10_000).hex())
+                        await db.execute(
+                            f"insert into public.{items} (id, title) values ($1, $2)",
+                            batch * 25 + i,
+                            os.urandom(10_000).hex(),
+                        )
                 await asyncio.sleep(0.02)
             events = await listener.wait_events(1000, timeout=60)
             assert [d["record"]["id"] for _, d in events] == list(range(1000))
@@ -580,8 +627,9 @@ def js_client_dir() -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node/npm not installed: the supabase-js realtime check needs Node.js 20+")
     if not (JS_DIR / "node_modules" / "@supabase" / "supabase-js").is_dir():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True, capture_output=True,
-                       timeout=300)
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True, capture_output=True, timeout=300
+        )
     return JS_DIR
 
 
@@ -595,12 +643,24 @@ async def _read_json_line(stream: asyncio.StreamReader, timeout: float = 15) -> 
 
 @pytest.mark.parametrize("vsn", ["2.0.0", "1.0.0"])
 async def test_realtime_supabase_js_sees_what_realtime_py_sees(
-    devstack: StackHandle, js_client_dir: Path, clients: Callable[..., Any], db: asyncpg.Connection, items: str,
-    vsn: str
+    devstack: StackHandle,
+    js_client_dir: Path,
+    clients: Callable[..., Any],
+    db: asyncpg.Connection,
+    items: str,
+    vsn: str,
 ) -> None:
     node = await asyncio.create_subprocess_exec(
-        "node", str(js_client_dir / "realtime_listen.mjs"), devstack.env.supabase_url, devstack.env.anon_key, items,
-        vsn, cwd=js_client_dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        "node",
+        str(js_client_dir / "realtime_listen.mjs"),
+        devstack.env.supabase_url,
+        devstack.env.anon_key,
+        items,
+        vsn,
+        cwd=js_client_dir,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     assert node.stdout is not None and node.stdin is not None
     try:
@@ -608,8 +668,10 @@ async def test_realtime_supabase_js_sees_what_realtime_py_sees(
         assert {"kind": "status", "status": "SUBSCRIBED", "error": None} in lines
         assert any(x["kind"] == "system" and x["message"] == SUBSCRIBED for x in lines), lines
         listener = await Listener(await clients(), "py-vs-js").on(items).subscribe()
-        await db.execute(f"insert into public.{items} (id, title, n, tags, meta, at) values "
-                         "(1, 'a', 5, '{x,y}', '{\"k\": {\"z\": true}}', '2026-11-29 07:00:00+00')")
+        await db.execute(
+            f"insert into public.{items} (id, title, n, tags, meta, at) values "
+            "(1, 'a', 5, '{x,y}', '{\"k\": {\"z\": true}}', '2026-11-29 07:00:00+00')"
+        )
         await db.execute(f"update public.{items} set n = 6 where id = 1")
         await db.execute(f"delete from public.{items} where id = 1")
         js = [await _read_json_line(node.stdout) for _ in range(3)]
@@ -623,6 +685,10 @@ async def test_realtime_supabase_js_sees_what_realtime_py_sees(
     assert [j["kind"] for j in js] == ["change"] * 3
     for j, (_, p) in zip(js, py, strict=True):
         assert (j["eventType"], j["schema"], j["table"], j["commit_timestamp"]) == (
-            p["type"], p["schema"], p["table"], p["commit_timestamp"])
+            p["type"],
+            p["schema"],
+            p["table"],
+            p["commit_timestamp"],
+        )
         assert j["new"] == (p.get("record") or {})
         assert j["old"] == (p.get("old_record") or {})

@@ -89,8 +89,10 @@ class Room:
         while not ready():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"timed out waiting for {what}; messages={self.messages} joins={self.joins} "
-                                     f"leaves={self.leaves} states={self.states} system={self.system}")
+                raise AssertionError(
+                    f"timed out waiting for {what}; messages={self.messages} joins={self.joins} "
+                    f"leaves={self.leaves} states={self.states} system={self.system}"
+                )
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
@@ -123,7 +125,7 @@ async def add_policy(db: asyncpg.Connection, made: list[str], command: str, role
 
 
 # -- broadcast between clients ------------------------------------------------------------------------------------
-async def test_broadcast_between_clients_with_and_without_self(clients: Callable[..., Any]) -> None:  # noqa: F811
+async def test_broadcast_between_clients_with_and_without_self(clients: Callable[..., Any]) -> None:
     name = topic_name()
     loud = await Room(await clients(), name, {"broadcast": {"self": True}}).join()
     quiet = await Room(await clients(), name, {"broadcast": {"self": False}}).join()
@@ -146,18 +148,34 @@ async def test_broadcast_ack_and_public_private_isolation(devstack: StackHandle)
     name = topic_name()
 
     async def join(ws: Any, ref: str, config: dict[str, Any]) -> None:
-        await ws.send(json.dumps({"topic": f"realtime:{name}", "event": "phx_join", "ref": ref, "join_ref": ref,
-                                  "payload": {"config": config}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "topic": f"realtime:{name}",
+                    "event": "phx_join",
+                    "ref": ref,
+                    "join_ref": ref,
+                    "payload": {"config": config},
+                }
+            )
+        )
         reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert reply["event"] == "phx_reply" and reply["payload"]["status"] == "ok", reply
 
     service = devstack.env.service_role_key
-    async with websockets.connect(ws_url(devstack, f"apikey={service}&vsn=1.0.0")) as sender, \
-            websockets.connect(ws_url(devstack, f"apikey={service}&vsn=1.0.0")) as private:
+    async with (
+        websockets.connect(ws_url(devstack, f"apikey={service}&vsn=1.0.0")) as sender,
+        websockets.connect(ws_url(devstack, f"apikey={service}&vsn=1.0.0")) as private,
+    ):
         await join(sender, "1", {"broadcast": {"ack": True, "self": True}})
         await join(private, "1", {"broadcast": {"self": True}, "private": True})
-        frame: dict[str, Any] = {"topic": f"realtime:{name}", "event": "broadcast", "ref": "2", "join_ref": "1",
-                 "payload": {"type": "broadcast", "event": "hello", "payload": {"x": 1}}}
+        frame: dict[str, Any] = {
+            "topic": f"realtime:{name}",
+            "event": "broadcast",
+            "ref": "2",
+            "join_ref": "1",
+            "payload": {"type": "broadcast", "event": "hello", "payload": {"x": 1}},
+        }
         await sender.send(json.dumps(frame))
         got = [json.loads(await asyncio.wait_for(sender.recv(), 10)) for _ in range(2)]
         assert sorted(f["event"] for f in got) == ["broadcast", "phx_reply"]
@@ -175,7 +193,7 @@ async def test_broadcast_ack_and_public_private_isolation(devstack: StackHandle)
 
 
 # -- presence ----------------------------------------------------------------------------------------------------
-async def test_presence_track_update_untrack_and_leave(clients: Callable[..., Any]) -> None:  # noqa: F811
+async def test_presence_track_update_untrack_and_leave(clients: Callable[..., Any]) -> None:
     name = topic_name()
     ann = await Room(await clients(), name, {"presence": {"key": "ann"}}).with_presence().join()
     await ann.wait_for(lambda: ann.syncs >= 1, "the initial presence_state")
@@ -200,7 +218,7 @@ async def test_presence_track_update_untrack_and_leave(clients: Callable[..., An
     assert ann.leaves[-1][0] == "bob"
 
 
-async def test_presence_socket_drop_untracks(clients: Callable[..., Any]) -> None:  # noqa: F811
+async def test_presence_socket_drop_untracks(clients: Callable[..., Any]) -> None:
     name = topic_name()
     watcher = await Room(await clients(), name).with_presence().join()
     leaver_client = await clients()
@@ -213,32 +231,49 @@ async def test_presence_socket_drop_untracks(clients: Callable[..., Any]) -> Non
 
 # -- private channels --------------------------------------------------------------------------------------------
 async def test_private_channel_join_needs_read_policy(
-    devstack: StackHandle, clients: Callable[..., Any], db: asyncpg.Connection, policies: list[str],  # noqa: F811
+    devstack: StackHandle,
+    clients: Callable[..., Any],
+    db: asyncpg.Connection,
+    policies: list[str],
 ) -> None:
     name = topic_name("private")
     member, stranger = str(uuid.uuid4()), str(uuid.uuid4())
-    refused = await Room(await clients(token=devstack.user_token(member)), name, {"private": True}) \
-        .join(expect="CHANNEL_ERROR")
+    refused = await Room(await clients(token=devstack.user_token(member)), name, {"private": True}).join(
+        expect="CHANNEL_ERROR"
+    )
     assert "You do not have permissions to read from this Channel topic" in str(refused.states)
-    await add_policy(db, policies, "select", "authenticated",
-                     f"realtime.topic() = '{name}' and extension = 'broadcast' and "
-                     f"(select auth.uid()) = '{member}'::uuid")
+    await add_policy(
+        db,
+        policies,
+        "select",
+        "authenticated",
+        f"realtime.topic() = '{name}' and extension = 'broadcast' and (select auth.uid()) = '{member}'::uuid",
+    )
     ok = await Room(await clients(token=devstack.user_token(member)), name, {"private": True}).join()
-    still_refused = await Room(await clients(token=devstack.user_token(stranger)), name, {"private": True}) \
-        .join(expect="CHANNEL_ERROR")
+    still_refused = await Room(await clients(token=devstack.user_token(stranger)), name, {"private": True}).join(
+        expect="CHANNEL_ERROR"
+    )
     anon = await Room(await clients(), name, {"private": True}).join(expect="CHANNEL_ERROR")
     assert ok.states[-1][0] == "SUBSCRIBED"
     assert still_refused.states[0][0] == "CHANNEL_ERROR" and anon.states[0][0] == "CHANNEL_ERROR"
 
 
 async def test_private_channel_write_policy_and_token_refresh(
-    devstack: StackHandle, clients: Callable[..., Any], db: asyncpg.Connection, policies: list[str],  # noqa: F811
+    devstack: StackHandle,
+    clients: Callable[..., Any],
+    db: asyncpg.Connection,
+    policies: list[str],
 ) -> None:
     name = topic_name("private")
     writer, reader = str(uuid.uuid4()), str(uuid.uuid4())
     await add_policy(db, policies, "select", "authenticated", f"realtime.topic() = '{name}'")
-    await add_policy(db, policies, "insert", "authenticated",
-                     f"realtime.topic() = '{name}' and (select auth.uid()) = '{writer}'::uuid")
+    await add_policy(
+        db,
+        policies,
+        "insert",
+        "authenticated",
+        f"realtime.topic() = '{name}' and (select auth.uid()) = '{writer}'::uuid",
+    )
     w = await Room(await clients(token=devstack.user_token(writer)), name, {"private": True}).join()
     r_client = await clients(token=devstack.user_token(reader))
     r = await Room(r_client, name, {"private": True, "broadcast": {"self": True}}).join()
@@ -258,12 +293,20 @@ async def test_private_channel_write_policy_and_token_refresh(
 
 # -- broadcast from the database ---------------------------------------------------------------------------------
 async def test_realtime_send_public_and_private(
-    devstack: StackHandle, clients: Callable[..., Any], db: asyncpg.Connection, policies: list[str],  # noqa: F811
+    devstack: StackHandle,
+    clients: Callable[..., Any],
+    db: asyncpg.Connection,
+    policies: list[str],
 ) -> None:
     name = topic_name("db")
     member = str(uuid.uuid4())
-    await add_policy(db, policies, "select", "authenticated",
-                     f"realtime.topic() = '{name}' and (select auth.uid()) = '{member}'::uuid")
+    await add_policy(
+        db,
+        policies,
+        "select",
+        "authenticated",
+        f"realtime.topic() = '{name}' and (select auth.uid()) = '{member}'::uuid",
+    )
     public = await Room(await clients(), name).join()
     private = await Room(await clients(token=devstack.user_token(member)), name, {"private": True}).join()
     await db.execute("select realtime.send($1::jsonb, 'to-public', $2, false)", json.dumps({"a": 1}), name)
@@ -282,8 +325,11 @@ async def test_realtime_send_public_and_private(
 
 
 async def test_broadcast_changes_from_a_trigger(
-    devstack: StackHandle, clients: Callable[..., Any], db: asyncpg.Connection, policies: list[str],  # noqa: F811
-    tables: list[str],  # noqa: F811
+    devstack: StackHandle,
+    clients: Callable[..., Any],
+    db: asyncpg.Connection,
+    policies: list[str],
+    tables: list[str],
 ) -> None:
     table = await make_table(db, "id bigint primary key, title text", publish=False)
     tables.append(table)
@@ -304,8 +350,12 @@ async def test_broadcast_changes_from_a_trigger(
 
 
 async def _broadcast_changes_case(
-    devstack: StackHandle, clients: Callable[..., Any], db: asyncpg.Connection, policies: list[str],  # noqa: F811
-    table: str, name: str,
+    devstack: StackHandle,
+    clients: Callable[..., Any],
+    db: asyncpg.Connection,
+    policies: list[str],
+    table: str,
+    name: str,
 ) -> None:
     await add_policy(db, policies, "select", "authenticated", f"realtime.topic() = '{name}'")
     room = await Room(await clients(token=devstack.user_token(str(uuid.uuid4()))), name, {"private": True}).join()
@@ -313,8 +363,10 @@ async def _broadcast_changes_case(
     await db.execute(f"update public.{table} set title = 'b' where id = 1")
     await db.execute(f"delete from public.{table} where id = 1")
     await room.wait_for(lambda: len(room.messages) >= 3, "three row broadcasts")
-    got = [(m["event"], m["payload"]["operation"], m["payload"]["record"], m["payload"]["old_record"])
-           for m in room.messages]
+    got = [
+        (m["event"], m["payload"]["operation"], m["payload"]["record"], m["payload"]["old_record"])
+        for m in room.messages
+    ]
     assert got == [
         ("INSERT", "INSERT", {"id": 1, "title": "a"}, None),
         ("UPDATE", "UPDATE", {"id": 1, "title": "b"}, {"id": 1, "title": "a"}),
@@ -322,19 +374,28 @@ async def _broadcast_changes_case(
     ]
     assert {(m["payload"]["schema"], m["payload"]["table"]) for m in room.messages} == {("public", table)}
     with pytest.raises(asyncpg.RaiseError, match="for each row"):
-        await db.execute(f"select realtime.broadcast_changes('{name}', 'x', 'INSERT', 't', 'public', null, null, "
-                         "'STATEMENT')")
+        await db.execute(
+            f"select realtime.broadcast_changes('{name}', 'x', 'INSERT', 't', 'public', null, null, 'STATEMENT')"
+        )
 
 
 # -- the REST broadcast API ------------------------------------------------------------------------------------
 async def test_rest_broadcast_api(
-    devstack: StackHandle, clients: Callable[..., Any], db: asyncpg.Connection, policies: list[str],  # noqa: F811
+    devstack: StackHandle,
+    clients: Callable[..., Any],
+    db: asyncpg.Connection,
+    policies: list[str],
 ) -> None:
     name = topic_name("rest")
     writer, reader = str(uuid.uuid4()), str(uuid.uuid4())
     await add_policy(db, policies, "select", "authenticated", f"realtime.topic() = '{name}'")
-    await add_policy(db, policies, "insert", "authenticated",
-                     f"realtime.topic() = '{name}' and (select auth.uid()) = '{writer}'::uuid")
+    await add_policy(
+        db,
+        policies,
+        "insert",
+        "authenticated",
+        f"realtime.topic() = '{name}' and (select auth.uid()) = '{writer}'::uuid",
+    )
     public = await Room(await clients(), name).join()
     private = await Room(await clients(token=devstack.user_token(reader)), name, {"private": True}).join()
     # realtime-py's http_send (`/api/broadcast/<topic>/events/<event>`), from a channel that never joined
@@ -349,17 +410,26 @@ async def test_rest_broadcast_api(
     url = devstack.env.supabase_url + "/realtime/v1/api/broadcast"
     async with httpx.AsyncClient() as http:
         anon = {"apikey": devstack.env.anon_key}
-        resp = await http.post(url, headers=anon, json={"messages": [
-            {"topic": name, "event": "js-style", "payload": {"n": 4}},
-            {"topic": name, "event": "sentinel", "payload": {}},
-            {"topic": name, "event": "anon-private", "payload": {}, "private": True},  # anon may not write
-        ]})
+        resp = await http.post(
+            url,
+            headers=anon,
+            json={
+                "messages": [
+                    {"topic": name, "event": "js-style", "payload": {"n": 4}},
+                    {"topic": name, "event": "sentinel", "payload": {}},
+                    {"topic": name, "event": "anon-private", "payload": {}, "private": True},  # anon may not write
+                ]
+            },
+        )
         assert resp.status_code == 202, resp.text
         assert (await http.post(url, json={"messages": []})).status_code == 401
         assert (await http.post(url, headers=anon, json={"messages": "x"})).status_code == 422
         service = {"apikey": devstack.env.service_role_key}
-        resp = await http.post(url, headers=service, json={"messages": [
-            {"topic": name, "event": "sentinel", "payload": {}, "private": True}]})
+        resp = await http.post(
+            url,
+            headers=service,
+            json={"messages": [{"topic": name, "event": "sentinel", "payload": {}, "private": True}]},
+        )
         assert resp.status_code == 202
     await public.wait_event("sentinel")
     await private.wait_event("sentinel")

@@ -23,8 +23,11 @@ pytestmark = pytest.mark.timeout(120)
 
 
 async def test_realtime_delete_filters_cannot_probe_old_values(
-    devstack: StackHandle, clients: Callable[..., Any], db: asyncpg.Connection, guarded: tuple[str, str],  # noqa: F811
-    items: str,  # noqa: F811
+    devstack: StackHandle,
+    clients: Callable[..., Any],
+    db: asyncpg.Connection,
+    guarded: tuple[str, str],
+    items: str,
 ) -> None:
     docs, members = guarded
     await db.execute(f"alter table public.{docs} replica identity full")  # old values are in the WAL
@@ -32,10 +35,18 @@ async def test_realtime_delete_filters_cannot_probe_old_values(
     await db.execute(f"insert into public.{members} values (1, $1)", uuid.UUID(alice))
     await db.execute(f"insert into public.{docs} values (7, 1, 'jane.doe@example.com', 'pii')")
     client = await clients(token=devstack.user_token(mallory))
-    right = await Listener(client, "probe-right").on(docs, "DELETE", "title=eq.jane.doe@example.com") \
-        .on(items, "INSERT", "id=eq.99", tag="sentinel").subscribe()
-    wrong = await Listener(client, "probe-wrong").on(docs, "DELETE", "title=eq.john@example.com") \
-        .on(items, "INSERT", "id=eq.99", tag="sentinel").subscribe()
+    right = (
+        await Listener(client, "probe-right")
+        .on(docs, "DELETE", "title=eq.jane.doe@example.com")
+        .on(items, "INSERT", "id=eq.99", tag="sentinel")
+        .subscribe()
+    )
+    wrong = (
+        await Listener(client, "probe-wrong")
+        .on(docs, "DELETE", "title=eq.john@example.com")
+        .on(items, "INSERT", "id=eq.99", tag="sentinel")
+        .subscribe()
+    )
     await db.execute(f"delete from public.{docs} where id = 7")
     await db.execute(f"insert into public.{items} (id) values (99)")
     for listener in (right, wrong):
@@ -46,7 +57,9 @@ async def test_realtime_delete_filters_cannot_probe_old_values(
 
 
 async def test_realtime_delete_filters_still_apply_without_rls(
-    clients: Callable[..., Any], db: asyncpg.Connection, items: str,  # noqa: F811
+    clients: Callable[..., Any],
+    db: asyncpg.Connection,
+    items: str,
 ) -> None:
     """Without RLS the old row is public: DELETE filters keep working on a FULL replica identity."""
     await db.execute(f"alter table public.{items} replica identity full")
@@ -62,8 +75,11 @@ async def test_realtime_delete_filters_still_apply_without_rls(
 
 
 async def test_realtime_publishable_key_as_access_token_drops_to_anon(
-    devstack: StackHandle, clients: Callable[..., Any], db: asyncpg.Connection, guarded: tuple[str, str],  # noqa: F811
-    items: str,  # noqa: F811
+    devstack: StackHandle,
+    clients: Callable[..., Any],
+    db: asyncpg.Connection,
+    guarded: tuple[str, str],
+    items: str,
 ) -> None:
     docs, members = guarded
     alice = str(uuid.uuid4())

@@ -100,11 +100,16 @@ def test_realtime_parse_lsn() -> None:
 def types() -> TypeCache:
     cache = TypeCache()
     for info in [
-        TypeInfo(20, "int8", "N", 0, ",", 0), TypeInfo(1700, "numeric", "N", 0, ",", 0),
-        TypeInfo(701, "float8", "N", 0, ",", 0), TypeInfo(16, "bool", "B", 0, ",", 0),
-        TypeInfo(3802, "jsonb", "U", 0, ",", 0), TypeInfo(1184, "timestamptz", "D", 0, ",", 0),
-        TypeInfo(1114, "timestamp", "D", 0, ",", 0), TypeInfo(25, "text", "S", 0, ",", 0),
-        TypeInfo(1009, "_text", "A", 25, ",", 0), TypeInfo(1016, "_int8", "A", 20, ",", 0),
+        TypeInfo(20, "int8", "N", 0, ",", 0),
+        TypeInfo(1700, "numeric", "N", 0, ",", 0),
+        TypeInfo(701, "float8", "N", 0, ",", 0),
+        TypeInfo(16, "bool", "B", 0, ",", 0),
+        TypeInfo(3802, "jsonb", "U", 0, ",", 0),
+        TypeInfo(1184, "timestamptz", "D", 0, ",", 0),
+        TypeInfo(1114, "timestamp", "D", 0, ",", 0),
+        TypeInfo(25, "text", "S", 0, ",", 0),
+        TypeInfo(1009, "_text", "A", 25, ",", 0),
+        TypeInfo(1016, "_int8", "A", 20, ",", 0),
         TypeInfo(90001, "positive", "N", 0, ",", 20),  # a domain over int8
     ]:
         cache._types[info.oid] = info
@@ -197,15 +202,19 @@ def test_realtime_binding_ids() -> None:
 # -- frames and queues ---------------------------------------------------------------------------------------------
 def test_realtime_frames_both_serializers() -> None:
     assert decode_frame('{"event":"heartbeat","topic":"phoenix","payload":{},"ref":null}') == ClientFrame(
-        None, None, "phoenix", "heartbeat", {})
+        None, None, "phoenix", "heartbeat", {}
+    )
     assert decode_frame('["1","2","realtime:x","phx_join",{"a":1}]') == ClientFrame(
-        "1", "2", "realtime:x", "phx_join", {"a": 1})
+        "1", "2", "realtime:x", "phx_join", {"a": 1}
+    )
     with pytest.raises(FrameError):
         decode_frame('["1","2"]')
     assert encode_frame("1.0.0", topic="t", event="e", payload_json="{}", ref=None, join_ref="1") == (
-        '{"event":"e","topic":"t","payload":{},"ref":null}')
+        '{"event":"e","topic":"t","payload":{},"ref":null}'
+    )
     assert encode_frame("2.0.0", topic="t", event="e", payload_json="{}", ref="3", join_ref="1") == (
-        '["1","3","t","e",{}]')
+        '["1","3","t","e",{}]'
+    )
 
 
 class _Hub:
@@ -226,8 +235,15 @@ async def test_realtime_overflowing_socket_is_closed_not_awaited() -> None:
 
 # -- broadcast and presence bookkeeping (no database) ------------------------------------------------------------
 class _Member:
-    def __init__(self, name: str, *, private: bool = False, key: str = "k", self_: bool = False,
-                 read: frozenset[str] = frozenset({"broadcast", "presence"})) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        private: bool = False,
+        key: str = "k",
+        self_: bool = False,
+        read: frozenset[str] = frozenset({"broadcast", "presence"}),
+    ) -> None:
         self.name = name
         self.config = ChannelConfig(broadcast_self=self_, private=private)
         self.permissions = Permissions(read=read)
@@ -266,12 +282,25 @@ def test_topic_registry_broadcast_presence_and_db_relay() -> None:
 
     rel = Relation(1, "realtime", "messages", "d", ())
     row: dict[str, str | None] = {
-        "topic": "room", "extension": "broadcast", "event": "db", "payload": '{"x": [1]}', "private": "t",
+        "topic": "room",
+        "extension": "broadcast",
+        "event": "db",
+        "payload": '{"x": [1]}',
+        "private": "t",
         "id": "00000000-0000-0000-0000-000000000001",
     }
-    changes = [RowChange("INSERT", rel, row, None, False, 1, 0),
-               RowChange("INSERT", rel, {**row, "extension": "presence"}, None, False, 2, 0)]
+    changes = [
+        RowChange("INSERT", rel, row, None, False, 1, 0),
+        RowChange("INSERT", rel, {**row, "extension": "presence"}, None, False, 2, 0),
+    ]
     assert relay_messages(reg, changes) == 1  # to the private channel that may read; not the deaf one
-    assert private.frames[-1] == ("broadcast", {"type": "broadcast", "event": "db", "payload": {"x": [1]},
-                                                "meta": {"id": "00000000-0000-0000-0000-000000000001"}})
+    assert private.frames[-1] == (
+        "broadcast",
+        {
+            "type": "broadcast",
+            "event": "db",
+            "payload": {"x": [1]},
+            "meta": {"id": "00000000-0000-0000-0000-000000000001"},
+        },
+    )
     assert deaf.frames == []

@@ -31,7 +31,7 @@ async def test_auth_helpers_read_jwt_claims(db: asyncpg.Connection) -> None:
     async with db.transaction():
         await db.execute(
             "select set_config('request.jwt.claims', "
-            "'{\"sub\":\"11111111-1111-1111-1111-111111111111\",\"role\":\"authenticated\"}', true)"
+            '\'{"sub":"11111111-1111-1111-1111-111111111111","role":"authenticated"}\', true)'
         )
         assert str(await db.fetchval("select auth.uid()")) == "11111111-1111-1111-1111-111111111111"
         assert await db.fetchval("select auth.role()") == "authenticated"

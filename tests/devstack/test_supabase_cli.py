@@ -96,9 +96,7 @@ async def _schema(url: str) -> set[tuple[str, str]]:
         await conn.close()
 
 
-async def test_cli_migration_up_matches_devstack(
-    supabase_cli: Path, fresh_database: str, database_url: str
-) -> None:
+async def test_cli_migration_up_matches_devstack(supabase_cli: Path, fresh_database: str, database_url: str) -> None:
     proc = _run(supabase_cli, "migration", "up", "--db-url", fresh_database + "?sslmode=disable")
     assert "up to date" in (proc.stdout + proc.stderr).lower()
     cli_schema = await _schema(fresh_database)

@@ -67,16 +67,28 @@ async def retry_until_ok(url: str, bodies: list[bytes], pending: set[int], round
         if not pending:
             return
         results = await send_all(url, [bodies[i] for i in sorted(pending)])
-        pending -= {i for i, code in zip(sorted(pending), [results[k] for k in range(len(pending))], strict=True)
-                    if isinstance(code, int) and code < 300}
+        pending -= {
+            i
+            for i, code in zip(sorted(pending), [results[k] for k in range(len(pending))], strict=True)
+            if isinstance(code, int) and code < 300
+        }
         await asyncio.sleep(0.25)
     assert not pending, f"{len(pending)} deliveries never accepted"
 
 
 async def start_service(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bisonsync.cli", "serve", "--port", str(port), "--log-level", "warning",
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "bisonsync.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     async with httpx.AsyncClient() as http, asyncio.timeout(30):
         while True:
@@ -94,8 +106,9 @@ def service_env(devstack: StackHandle, *, direct: bool) -> dict[str, str]:
     if direct:
         env["DATABASE_URL"] = devstack.env.database_url
     else:
-        env.update({"SUPABASE_URL": devstack.env.supabase_url,
-                    "SUPABASE_SERVICE_ROLE_KEY": devstack.env.service_role_key})
+        env.update(
+            {"SUPABASE_URL": devstack.env.supabase_url, "SUPABASE_SERVICE_ROLE_KEY": devstack.env.service_role_key}
+        )
     return env
 
 

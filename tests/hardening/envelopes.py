@@ -19,20 +19,41 @@ from bisonsync.events import EVENT_TYPES
 
 TYPES = sorted(EVENT_TYPES)
 #: field names the decoder types: an extra field must not reuse one (its value would be typed, not extra)
-KNOWN_KEYS = frozenset({"event", "data", "type", "workspace_id", "instance_url", "lead", "reply", "sender_email",
-                        "campaign", "tag", "name", "workspace_name"})
-JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
-                         st.text(max_size=40))
-JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                                  st.dictionaries(st.text(max_size=10), inner,
-                                                                                  max_size=4)), max_leaves=12)
+KNOWN_KEYS = frozenset(
+    {
+        "event",
+        "data",
+        "type",
+        "workspace_id",
+        "instance_url",
+        "lead",
+        "reply",
+        "sender_email",
+        "campaign",
+        "tag",
+        "name",
+        "workspace_name",
+    }
+)
+JSON_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40)
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+    max_leaves=12,
+)
 #: any text, control characters and U+0000 included; surrogates cannot travel in UTF-8 JSON
 TEXT = st.text(st.characters(codec="utf-8"), max_size=60)
-WRONG_TYPES = st.one_of(st.lists(JSON_SCALARS, max_size=2), st.dictionaries(st.text(max_size=4), JSON_SCALARS,
-                                                                             max_size=2),
-                        st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: not f.is_integer()),
-                        st.booleans(), st.text(max_size=8).filter(lambda s: not s.strip().isdigit()),
-                        st.integers(max_value=0), st.integers(min_value=2**63))
+WRONG_TYPES = st.one_of(
+    st.lists(JSON_SCALARS, max_size=2),
+    st.dictionaries(st.text(max_size=4), JSON_SCALARS, max_size=2),
+    st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: not f.is_integer()),
+    st.booleans(),
+    st.text(max_size=8).filter(lambda s: not s.strip().isdigit()),
+    st.integers(max_value=0),
+    st.integers(min_value=2**63),
+)
 
 
 @dataclass(frozen=True)
@@ -62,9 +83,14 @@ def _lead(draw: st.DrawFn, ids: st.SearchStrategy[int]) -> dict[str, Any]:
     for name in draw(st.sets(st.sampled_from(["first_name", "last_name", "company", "title", "status"]))):
         lead[name] = draw(TEXT)
     if draw(st.booleans()):
-        lead["custom_variables"] = draw(st.lists(st.fixed_dictionaries(
-            {"name": st.sampled_from(["phone", "City", "zip", "x"]), "value": st.one_of(TEXT, st.integers())}),
-            max_size=3))
+        lead["custom_variables"] = draw(
+            st.lists(
+                st.fixed_dictionaries(
+                    {"name": st.sampled_from(["phone", "City", "zip", "x"]), "value": st.one_of(TEXT, st.integers())}
+                ),
+                max_size=3,
+            )
+        )
     return lead
 
 
@@ -72,18 +98,28 @@ def _lead(draw: st.DrawFn, ids: st.SearchStrategy[int]) -> dict[str, Any]:
 def _data(draw: st.DrawFn, event_type: str) -> dict[str, Any]:
     small = st.integers(1, 4)
     data: dict[str, Any] = {}
-    if draw(st.integers(0, 3)) or event_type in ("lead_replied", "lead_interested", "lead_unsubscribed",
-                                                   "email_bounced"):
+    if draw(st.integers(0, 3)) or event_type in (
+        "lead_replied",
+        "lead_interested",
+        "lead_unsubscribed",
+        "email_bounced",
+    ):
         data["lead"] = draw(_lead(small))
     if draw(st.booleans()) or event_type == "lead_replied":
-        data["reply"] = {"id": draw(small), "uuid": draw(st.sampled_from(["u-1", "U-1", "u-2"])),
-                         "text_body": draw(TEXT), "date_received": draw(st.sampled_from(
-                             ["2026-11-29T10:00:00Z", "not a date", "2026-11-29 10:00:00"]))}
+        data["reply"] = {
+            "id": draw(small),
+            "uuid": draw(st.sampled_from(["u-1", "U-1", "u-2"])),
+            "text_body": draw(TEXT),
+            "date_received": draw(st.sampled_from(["2026-11-29T10:00:00Z", "not a date", "2026-11-29 10:00:00"])),
+        }
     if draw(st.booleans()):
         data["campaign"] = {"id": draw(small), "name": draw(TEXT)}
     if draw(st.booleans()) or event_type.startswith("email_account"):
-        data["sender_email"] = {"id": draw(small), "email": draw(st.sampled_from(["box@example.com", "BOX2@x.io"])),
-                                "status": draw(st.sampled_from(["Connected", "Disconnected", "Failed", "odd"]))}
+        data["sender_email"] = {
+            "id": draw(small),
+            "email": draw(st.sampled_from(["box@example.com", "BOX2@x.io"])),
+            "status": draw(st.sampled_from(["Connected", "Disconnected", "Failed", "odd"])),
+        }
     return data
 
 
@@ -93,8 +129,21 @@ def envelopes(draw: st.DrawFn, host: str, bison_ids: list[int]) -> dict[str, Any
     spelled = _spell_type(draw)
     workspace_id = draw(st.sampled_from(bison_ids))
     event: dict[str, Any] = {"type": spelled, "workspace_id": draw(st.sampled_from([workspace_id, str(workspace_id)]))}
-    instance = draw(st.sampled_from([None, "", "  ", host, host.upper(), f"https://{host}", f"http://{host}:8443/api/",
-                                     f" https://{host.upper()}/ ", f"{host}."]))
+    instance = draw(
+        st.sampled_from(
+            [
+                None,
+                "",
+                "  ",
+                host,
+                host.upper(),
+                f"https://{host}",
+                f"http://{host}:8443/api/",
+                f" https://{host.upper()}/ ",
+                f"{host}.",
+            ]
+        )
+    )
     if instance is not None:
         event["instance_url"] = instance
     for name in draw(st.sets(st.sampled_from(["name", "workspace_name"]))):
@@ -151,8 +200,19 @@ def broken(draw: st.DrawFn, doc: dict[str, Any]) -> bytes:
         return json.dumps(draw(st.one_of(JSON_SCALARS, st.lists(JSON_VALUES, max_size=3)))).encode()
     else:
         text = json.dumps(doc).encode()
-        return draw(st.sampled_from([b"", b"{", text[: max(1, len(text) // 2)], b"\xff\xfe" + text, b"null", b"[]",
-                                     text.replace(b'"', b"'", 1)]))
+        return draw(
+            st.sampled_from(
+                [
+                    b"",
+                    b"{",
+                    text[: max(1, len(text) // 2)],
+                    b"\xff\xfe" + text,
+                    b"null",
+                    b"[]",
+                    text.replace(b'"', b"'", 1),
+                ]
+            )
+        )
     return json.dumps(doc, ensure_ascii=draw(st.booleans())).encode()
 
 

@@ -83,49 +83,81 @@ async def seed_world(db: asyncpg.Connection, bison_base: int) -> Seed:
     d1, d2 = seed.drop_dates
     for n, side in enumerate(SIDES):
         base = seed.bison_ws[side] * 10
-        await ingest(db, seed, side, f"{side}:reply", "lead_replied", {
-            "lead": {"id": base + 1, "email": f"lead-{tag}-{side}@example.com"},
-            "reply": {"id": base + 1, "uuid": f"{tag}-{side}-reply"},
-        })
-        await ingest(db, seed, side, f"{side}:mailbox", "email_account_disconnected", {
-            "sender_email": {"id": base + 2, "email": f"rep-{tag}-{side}@mail.example.com"},
-        })
+        await ingest(
+            db,
+            seed,
+            side,
+            f"{side}:reply",
+            "lead_replied",
+            {
+                "lead": {"id": base + 1, "email": f"lead-{tag}-{side}@example.com"},
+                "reply": {"id": base + 1, "uuid": f"{tag}-{side}-reply"},
+            },
+        )
+        await ingest(
+            db,
+            seed,
+            side,
+            f"{side}:mailbox",
+            "email_account_disconnected",
+            {
+                "sender_email": {"id": base + 2, "email": f"rep-{tag}-{side}@mail.example.com"},
+            },
+        )
         await ingest(db, seed, side, f"{side}:sent", "email_sent", {"sender_email": {"id": base + 2}})
         ws: uuid.UUID = await db.fetchval(
             "select id from public.workspaces where instance = $1 and bison_workspace_id = $2",
-            seed.instance[side], seed.bison_ws[side],
+            seed.instance[side],
+            seed.bison_ws[side],
         )
         seed.ws[side] = ws
-        await db.execute("select public.upsert_workspace($1, $2, $3)", seed.instance[side], seed.bison_ws[side],
-                         f"RLS {side} {tag} renamed")
-        await db.execute("select public.set_webhook_token($1, $2)", ws,
-                         hashlib.sha256(f"{tag}-{side}".encode()).hexdigest())
+        await db.execute(
+            "select public.upsert_workspace($1, $2, $3)",
+            seed.instance[side],
+            seed.bison_ws[side],
+            f"RLS {side} {tag} renamed",
+        )
+        await db.execute(
+            "select public.set_webhook_token($1, $2)", ws, hashlib.sha256(f"{tag}-{side}".encode()).hexdigest()
+        )
         await db.execute(
             "update public.sender_emails_cache set email_provider = 'Google', emails_sent_count = 10, "
-            "unique_replied_count = 1 where workspace_id = $1", ws,
+            "unique_replied_count = 1 where workspace_id = $1",
+            ws,
         )
         for day, rate in ((d1, 50), (d2, 10)):
             await db.execute(
                 "insert into public.provider_performance_history (email_provider, instance, snapshot_date, "
                 "avg_reply_rate, total_accounts) values ('Google', $1, $2, $3, 1)",
-                seed.instance[side], day, rate,
+                seed.instance[side],
+                day,
+                rate,
             )
         today = datetime.now(UTC).date()
         await db.execute("select public.record_metric_drift($1, $2, $2, $3)", ws, today, {"emails_sent": 1 + n})
         run = await db.fetchval(
-            "select public.start_sync_run($1, $2, 300, $3)", f"mailboxes:{seed.instance[side]}", f"rls-{tag}",
+            "select public.start_sync_run($1, $2, 300, $3)",
+            f"mailboxes:{seed.instance[side]}",
+            f"rls-{tag}",
             seed.instance[side],
         )
         await db.execute(
             "insert into public.sync_run_mailboxes (run_id, workspace_id, bison_sender_id) values ($1, $2, $3)",
-            uuid.UUID(run["run_id"]), ws, base + 2,
+            uuid.UUID(run["run_id"]),
+            ws,
+            base + 2,
         )
     for user, side in (("member", "mine"), ("colleague", "mine"), ("other", "theirs")):
         await add_member(db, seed.users[user], seed.ws[side])
     now = datetime.now(UTC).isoformat()
     alerts = [
-        {"alert_key": f"rls-{tag}-{owner}", "condition": "rls_probe", "workspace_id": ws, "window_start": now,
-         "payload": {"title": "probe"}}
+        {
+            "alert_key": f"rls-{tag}-{owner}",
+            "condition": "rls_probe",
+            "workspace_id": ws,
+            "window_start": now,
+            "payload": {"title": "probe"},
+        }
         for owner, ws in (("mine", str(seed.ws["mine"])), ("theirs", str(seed.ws["theirs"])), ("global", None))
     ]
     await db.execute("select public.record_alerts($1)", alerts)
@@ -136,8 +168,11 @@ async def seed_world(db: asyncpg.Connection, bison_base: int) -> Seed:
         "workspace": {str(seed.ws[s]): s for s in SIDES},
         "instance": {seed.instance[s]: s for s in SIDES},
         "job": {f"mailboxes:{seed.instance[s]}": s for s in SIDES},
-        "membership": {seed.users["member"]: "mine", seed.users["colleague"]: "colleague",
-                       seed.users["other"]: "theirs"},
+        "membership": {
+            seed.users["member"]: "mine",
+            seed.users["colleague"]: "colleague",
+            seed.users["other"]: "theirs",
+        },
         "alert": {f"rls-{tag}-{owner}": owner for owner in ("mine", "theirs", "global")},
         "scan": {f"rls_{tag}": "global"},
         "setting": {f"rls_{tag}": "global"},
@@ -241,8 +276,10 @@ class Listener:
         while not ready():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"{self.topic}: timed out waiting for {what}; system={self.system} "
-                                     f"events={json.dumps(self.events, default=str)[:2000]}")
+                raise AssertionError(
+                    f"{self.topic}: timed out waiting for {what}; system={self.system} "
+                    f"events={json.dumps(self.events, default=str)[:2000]}"
+                )
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)

@@ -40,8 +40,13 @@ MAX_BODY = 256 * 1024
 LEGACY = "/functions/v1/bison-interested-webhook"
 PATHS = ["/webhooks/bison", "/functions/v1/universal-bison-webhook", LEGACY]
 #: the counter each type adds 1 to when applied (docs/schema.md §3)
-METRIC_OF = {"email_sent": "emails_sent", "lead_replied": "replies", "lead_interested": "interested",
-             "email_bounced": "bounced", "lead_unsubscribed": "unsubscribed"}
+METRIC_OF = {
+    "email_sent": "emails_sent",
+    "lead_replied": "replies",
+    "lead_interested": "interested",
+    "email_bounced": "bounced",
+    "lead_unsubscribed": "unsubscribed",
+}
 METRICS = ("emails_sent", "replies", "interested", "bounced", "unsubscribed")
 #: examples per store (BISONSYNC_FUZZ_EXAMPLES raises it and lets hypothesis explore instead of replaying)
 EXAMPLES = {"postgres": 500, "supabase": 250}
@@ -77,14 +82,18 @@ class World:
         return self.runner.run(coro)
 
     async def open(self) -> None:
-        app = create_app(Settings(webhook_token=TOKEN, webhook_max_bytes=MAX_BODY, default_instance=self.host),
-                         store=self.store, extra_lifespans=[])  # no background jobs: only the webhook writes
+        app = create_app(
+            Settings(webhook_token=TOKEN, webhook_max_bytes=MAX_BODY, default_instance=self.host),
+            store=self.store,
+            extra_lifespans=[],
+        )  # no background jobs: only the webhook writes
         self.client = AsyncTestClient(app=app)
         await self.client.__aenter__()
         self.db = await asyncpg.connect(self.devstack.env.database_url)
         # bison_ids[0] has its own token (hashed); the others are reachable with the global token only
-        ws = await self.db.fetchval("select public.upsert_workspace($1, $2, 'Fuzz token workspace')", self.host,
-                                    self.bison_ids[0])
+        ws = await self.db.fetchval(
+            "select public.upsert_workspace($1, $2, 'Fuzz token workspace')", self.host, self.bison_ids[0]
+        )
         await self.db.execute("select public.set_webhook_token($1, $2)", ws, hash_token(self.workspace_token))
 
     async def close(self) -> None:
@@ -100,16 +109,19 @@ class World:
 
     async def state(self) -> State:
         row = await self.conn.fetchrow(
-            "select " + ", ".join(f"coalesce(sum(d.{m}), 0)::bigint as {m}" for m in METRICS)
+            "select "
+            + ", ".join(f"coalesce(sum(d.{m}), 0)::bigint as {m}" for m in METRICS)
             + " from public.client_metrics_daily d join public.workspaces w on w.id = d.workspace_id "
-            "where w.instance = $1", self.host,
+            "where w.instance = $1",
+            self.host,
         )
         assert row is not None
         counts = await self.conn.fetchrow(
             "select (select count(*) from public.client_leads l join public.workspaces w on w.id = l.workspace_id "
             "        where w.instance = $1) as leads, "
             "(select count(*) from public.sender_emails_cache where instance = $1) as mailboxes, "
-            "(select count(*) from public.workspaces where instance = $1) as workspaces", self.host,
+            "(select count(*) from public.workspaces where instance = $1) as workspaces",
+            self.host,
         )
         assert counts is not None
         return State({m: row[m] for m in METRICS}, counts["leads"], counts["mailboxes"], counts["workspaces"])
@@ -118,10 +130,14 @@ class World:
         return int(await self.conn.fetchval("select coalesce(max(id), 0) from public.webhook_deliveries"))
 
     async def new_rows(self, after: int) -> list[asyncpg.Record]:
-        return list(await self.conn.fetch(
-            "select id, dedup_key, duplicate_of, status, event_type, instance, payload::text as payload "
-            "from public.webhook_deliveries where id > $1 and instance = $2 order by id", after, self.host,
-        ))
+        return list(
+            await self.conn.fetch(
+                "select id, dedup_key, duplicate_of, status, event_type, instance, payload::text as payload "
+                "from public.webhook_deliveries where id > $1 and instance = $2 order by id",
+                after,
+                self.host,
+            )
+        )
 
     async def send(self, request: Request) -> tuple[int, dict[str, Any]]:
         assert self.client is not None
@@ -160,7 +176,8 @@ async def check_one(world: World, request: Request) -> bool:
     known_first = None
     if delivery is not None:
         known_first = await world.conn.fetchval(
-            "select id from public.webhook_deliveries where dedup_key = $1", delivery.dedup_key)
+            "select id from public.webhook_deliveries where dedup_key = $1", delivery.dedup_key
+        )
     before, after_id = await world.state(), await world.last_id()
     status, body = await world.send(request)
     after, rows = await world.state(), await world.new_rows(after_id)
@@ -234,8 +251,12 @@ def test_any_request_is_answered_honestly_and_counted_once(world: World, request
         deadline=None,
         derandomize=not EXPLORE,
         database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
-                               HealthCheck.filter_too_much],
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+            HealthCheck.filter_too_much,
+        ],
     )
     @given(req=requests(world.host, world.bison_ids, PATHS))
     def run(req: Request) -> None:
@@ -247,16 +268,27 @@ def test_any_request_is_answered_honestly_and_counted_once(world: World, request
 @pytest.mark.parametrize(
     ("case", "body"),
     [
-        ("nul in data", b'{"event":{"type":"lead_replied","workspace_id":%d},'
-                        b'"data":{"lead":{"id":1,"email":"a\\u0000b@example.com"},"reply":{"uuid":"r\\u0000"}}}'),
+        (
+            "nul in data",
+            b'{"event":{"type":"lead_replied","workspace_id":%d},'
+            b'"data":{"lead":{"id":1,"email":"a\\u0000b@example.com"},"reply":{"uuid":"r\\u0000"}}}',
+        ),
         ("nul in workspace name", b'{"event":{"type":"email_sent","workspace_id":%d,"workspace_name":"A\\u0000"}}'),
         ("nul in type", b'{"event":{"type":"email\\u0000sent","workspace_id":%d}}'),
-        ("nested 100 levels", b'{"event":{"type":"x","workspace_id":%d},"data":{"a":' + b"[" * 100 + b"]" * 100
-                              + b"}}"),
-        ("nested 5000 levels", b'{"event":{"type":"x","workspace_id":%d},"data":{"a":' + b"[" * 5000 + b"]" * 5000
-                               + b"}}"),
-        ("at the size limit", b'{"event":{"type":"email_sent","workspace_id":%d},"data":{"x":"'
-                              + b"\xc3\xa9" * ((MAX_BODY - 80) // 2) + b'"}}'),
+        (
+            "nested 100 levels",
+            b'{"event":{"type":"x","workspace_id":%d},"data":{"a":' + b"[" * 100 + b"]" * 100 + b"}}",
+        ),
+        (
+            "nested 5000 levels",
+            b'{"event":{"type":"x","workspace_id":%d},"data":{"a":' + b"[" * 5000 + b"]" * 5000 + b"}}",
+        ),
+        (
+            "at the size limit",
+            b'{"event":{"type":"email_sent","workspace_id":%d},"data":{"x":"'
+            + b"\xc3\xa9" * ((MAX_BODY - 80) // 2)
+            + b'"}}',
+        ),
         ("one byte over", b'{"event":{"type":"email_sent","workspace_id":%d},"data":{"x":"' + b"a" * MAX_BODY + b'"}}'),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
@@ -273,28 +305,48 @@ def test_labels_keep_their_letters(world: World) -> None:
     Found by the OpenAPI fuzz: clean_label() trimmed the letter v (`E'\\v'` is no escape in PostgreSQL), so "x.dev"
     was filed as tenant "x.de" (another instance's tenant), "vince@" as "ince@", and every dedup key lost its "v"."""
     host = f"vv-{uuid.uuid4().hex[:8]}.dev"
-    doc = {"event": {"type": "lead_replied", "workspace_id": world.bison_ids[2], "workspace_name": "Kiev",
-                     "instance_url": f"https://{host}"},
-           "data": {"lead": {"email": "vince@example.com", "last_name": "Ivanov"}, "reply": {"uuid": "v-1"}}}
+    doc = {
+        "event": {
+            "type": "lead_replied",
+            "workspace_id": world.bison_ids[2],
+            "workspace_name": "Kiev",
+            "instance_url": f"https://{host}",
+        },
+        "data": {"lead": {"email": "vince@example.com", "last_name": "Ivanov"}, "reply": {"uuid": "v-1"}},
+    }
     status, body = world.run(world.send(Request(PATHS[0], json.dumps(doc).encode(), "query", "labels")))
     assert status == 200, body
-    row = world.run(world.conn.fetchrow(
-        "select w.instance, w.name, l.lead_email, l.last_name from public.client_leads l "
-        "join public.workspaces w on w.id = l.workspace_id where l.id = $1::uuid", body["lead_id"]))
+    row = world.run(
+        world.conn.fetchrow(
+            "select w.instance, w.name, l.lead_email, l.last_name from public.client_leads l "
+            "join public.workspaces w on w.id = l.workspace_id where l.id = $1::uuid",
+            body["lead_id"],
+        )
+    )
     assert row is not None
-    key = world.run(world.conn.fetchval("select dedup_key from public.webhook_deliveries where id = $1",
-                                        body["delivery_id"]))
+    key = world.run(
+        world.conn.fetchval("select dedup_key from public.webhook_deliveries where id = $1", body["delivery_id"])
+    )
     # the instance is the configured one (the body's instance_url is information only)
     assert (dict(row), key[:3]) == (
-        {"instance": world.host, "name": "Kiev", "lead_email": "vince@example.com", "last_name": "Ivanov"}, "v2:")
+        {"instance": world.host, "name": "Kiev", "lead_email": "vince@example.com", "last_name": "Ivanov"},
+        "v2:",
+    )
 
 
 def test_payload_round_trip_keeps_every_field(world: World) -> None:
     """Unknown fields, Unicode and big numbers survive into the ledger (the replayable copy)."""
-    doc = {"event": {"type": "Campaign_Completed", "workspace_id": str(world.bison_ids[1]), "extra": [1, {"é": None}]},
-           "data": {"n": 12345678901234567890, "f": 1.5e300, "s": "\u00e9\u0301 \U0001f600", "nested": {"a": [True]}}}
+    doc = {
+        "event": {"type": "Campaign_Completed", "workspace_id": str(world.bison_ids[1]), "extra": [1, {"é": None}]},
+        "data": {"n": 12345678901234567890, "f": 1.5e300, "s": "\u00e9\u0301 \U0001f600", "nested": {"a": [True]}},
+    }
     assert world.run(check_one(world, Request(PATHS[1], json.dumps(doc).encode(), "header", "round trip")))
-    stored = world.run(world.conn.fetchval(
-        "select payload::text from public.webhook_deliveries where instance = $1 and event_type = 'campaign_completed'"
-        " and payload is not null order by id desc limit 1", world.host))
+    stored = world.run(
+        world.conn.fetchval(
+            "select payload::text from public.webhook_deliveries "
+            "where instance = $1 and event_type = 'campaign_completed'"
+            " and payload is not null order by id desc limit 1",
+            world.host,
+        )
+    )
     assert _numbers_as_decimals(stored) == _numbers_as_decimals(msgspec.json.encode(doc))

@@ -53,8 +53,11 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def _settings(**overrides: Any) -> Settings:
-    base: dict[str, Any] = {"webhook_token": TOKEN, "webhook_max_bytes": 64 * 1024,
-                            "default_instance": f"fuzz-{uuid.uuid4().hex[:8]}"}
+    base: dict[str, Any] = {
+        "webhook_token": TOKEN,
+        "webhook_max_bytes": 64 * 1024,
+        "default_instance": f"fuzz-{uuid.uuid4().hex[:8]}",
+    }
     base.update(overrides)
     return Settings(**base)
 
@@ -107,10 +110,20 @@ OUTSIDE = (b"[project]", b"root:x:0:0", b"def create_app", b"BISONSYNC_WEBHOOK_T
 async def _raw_get(app: Litestar, raw_path: str) -> tuple[int, bytes]:
     """GET with the path exactly as given (no client-side normalisation of `..`), straight into the ASGI app."""
     sent: list[dict[str, Any]] = []
-    scope = {"type": "http", "http_version": "1.1", "method": "GET", "path": unquote(raw_path),
-             "raw_path": raw_path.encode(), "root_path": "", "scheme": "http", "query_string": b"",
-             "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 9), "server": ("testserver", 80),
-             "state": {}}
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "path": unquote(raw_path),
+        "raw_path": raw_path.encode(),
+        "root_path": "",
+        "scheme": "http",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 9),
+        "server": ("testserver", 80),
+        "state": {},
+    }
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b""}
@@ -123,9 +136,33 @@ async def _raw_get(app: Litestar, raw_path: str) -> tuple[int, bytes]:
     return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
 
-TRAVERSALS = st.lists(st.sampled_from(["..", "%2e%2e", "%2E%2E", ".%2e", "..%2f..", "...", ".", "%252e%252e",
-                                       "static", "index.html", "etc", "passwd", "pyproject.toml", "service",
-                                       "app.py", "%00", "\\..", "//", "~"]), min_size=1, max_size=8)
+TRAVERSALS = st.lists(
+    st.sampled_from(
+        [
+            "..",
+            "%2e%2e",
+            "%2E%2E",
+            ".%2e",
+            "..%2f..",
+            "...",
+            ".",
+            "%252e%252e",
+            "static",
+            "index.html",
+            "etc",
+            "passwd",
+            "pyproject.toml",
+            "service",
+            "app.py",
+            "%00",
+            "\\..",
+            "//",
+            "~",
+        ]
+    ),
+    min_size=1,
+    max_size=8,
+)
 
 
 def test_static_files_never_fail_and_never_leave_their_directory() -> None:

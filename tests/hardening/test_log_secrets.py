@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import asyncpg
@@ -61,10 +62,15 @@ class Secrets:
     anon_key: str = ""
 
     def values(self) -> dict[str, str]:
-        found = {"global token": self.global_token, "workspace token": self.workspace_token,
-                 "Email Bison key": self.bison_key, "Slack path": self.slack_secret,
-                 "database password": self.db_password, "service_role key": self.service_key,
-                 "anon key": self.anon_key}
+        found = {
+            "global token": self.global_token,
+            "workspace token": self.workspace_token,
+            "Email Bison key": self.bison_key,
+            "Slack path": self.slack_secret,
+            "database password": self.db_password,
+            "service_role key": self.service_key,
+            "anon key": self.anon_key,
+        }
         found.update({f"wrong token {i}": t for i, t in enumerate(self.wrong_tokens)})
         return {k: v for k, v in found.items() if v}
 
@@ -73,8 +79,9 @@ class _EchoHandler(BaseHTTPRequestHandler):
     """A hostile upstream: 500 for everything, with the credentials it was sent in the body."""
 
     def _answer(self) -> None:
-        body = json.dumps({"message": f"invalid credentials {self.headers.get('Authorization')}",
-                           "path": self.path}).encode()
+        body = json.dumps(
+            {"message": f"invalid credentials {self.headers.get('Authorization')}", "path": self.path}
+        ).encode()
         self.send_response(500)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
@@ -117,7 +124,10 @@ def _start(name: str, env: dict[str, str]) -> Service:
     process = subprocess.Popen(
         [str(BISONSYNC), "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "debug"],
         env={**base, "BISONSYNC_WEBHOOK_MAX_BYTES": "4096", **env},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     return Service(name, port, process)
 
@@ -170,8 +180,17 @@ async def _drop_role(devstack: StackHandle, role: str) -> None:
 
 
 def _envelope(instance: str, bison_ws: int, event_type: str = "email_sent", **data: object) -> bytes:
-    return json.dumps({"event": {"type": event_type, "workspace_id": bison_ws, "instance_url": f"https://{instance}",
-                                 "workspace_name": "Log Test"}, "data": data}).encode()
+    return json.dumps(
+        {
+            "event": {
+                "type": event_type,
+                "workspace_id": bison_ws,
+                "instance_url": f"https://{instance}",
+                "workspace_name": "Log Test",
+            },
+            "data": data,
+        }
+    ).encode()
 
 
 def _exercise(service: Service, s: Secrets, instance: str, bison_ws: int) -> list[int]:
@@ -179,10 +198,10 @@ def _exercise(service: Service, s: Secrets, instance: str, bison_ws: int) -> lis
     statuses: list[int] = []
     hook = f"{service.url}/webhooks/bison"
     with httpx.Client(timeout=10) as http:
-        def post(url: str, body: bytes, **kw: object) -> None:
-            statuses.append(http.post(url, content=body, headers={"content-type": "application/json",
-                                                                   **kw.pop("headers", {})},  # type: ignore[dict-item]
-                                      **kw).status_code)  # type: ignore[arg-type]
+
+        def post(url: str, body: bytes, **kw: Any) -> None:
+            headers = {"content-type": "application/json", **kw.pop("headers", {})}
+            statuses.append(http.post(url, content=body, headers=headers, **kw).status_code)
 
         post(hook, _envelope(instance, bison_ws, n=1), params={"token": s.global_token})
         post(hook, _envelope(instance, bison_ws, n=1), headers={"x-bisonsync-token": s.global_token})
@@ -194,20 +213,40 @@ def _exercise(service: Service, s: Secrets, instance: str, bison_ws: int) -> lis
         post(hook, b'{"event": {"type": 1}}', params={"token": s.global_token})
         post(hook, b"not json " + s.global_token.encode(), params={"token": s.wrong_tokens[0]})
         post(hook, b"x" * 10_000, params={"token": s.global_token})  # 413
-        post(f"{service.url}/functions/v1/bison-interested-webhook", _envelope(instance, bison_ws),
-             params={"token": s.global_token})
-        post(f"{service.url}/functions/v1/universal-bison-webhook",
-             _envelope(instance, bison_ws, "lead_replied", lead={"email": "log@example.com"}, reply={"uuid": "r1"}),
-             params={"token": s.global_token})
+        post(
+            f"{service.url}/functions/v1/bison-interested-webhook",
+            _envelope(instance, bison_ws),
+            params={"token": s.global_token},
+        )
+        post(
+            f"{service.url}/functions/v1/universal-bison-webhook",
+            _envelope(instance, bison_ws, "lead_replied", lead={"email": "log@example.com"}, reply={"uuid": "r1"}),
+            params={"token": s.global_token},
+        )
         # tokens where the service does not read them: a confused sender
-        post(hook, _envelope(instance, bison_ws), headers={"authorization": f"Bearer {s.global_token}",
-                                                           "apikey": s.service_key or s.global_token})
+        post(
+            hook,
+            _envelope(instance, bison_ws),
+            headers={"authorization": f"Bearer {s.global_token}", "apikey": s.service_key or s.global_token},
+        )
         post(f"{hook}/{s.global_token}", _envelope(instance, bison_ws), params={"token": s.global_token})
         post(f"{service.url}/webhooks/{quote(s.global_token)}", b"{}")
-        for path in ("/readyz", "/metrics", "/config.json", "/healthz", "/nope", "/webhooks/bison",
-                     "/schema/openapi.json"):
-            statuses.append(http.get(f"{service.url}{path}", params={"token": s.global_token},
-                                     headers={"authorization": f"Bearer {s.service_key}"}).status_code)
+        for path in (
+            "/readyz",
+            "/metrics",
+            "/config.json",
+            "/healthz",
+            "/nope",
+            "/webhooks/bison",
+            "/schema/openapi.json",
+        ):
+            statuses.append(
+                http.get(
+                    f"{service.url}{path}",
+                    params={"token": s.global_token},
+                    headers={"authorization": f"Bearer {s.service_key}"},
+                ).status_code
+            )
     return statuses
 
 
@@ -240,16 +279,30 @@ async def test_no_secret_reaches_the_logs(devstack: StackHandle, echo_server: st
     else:  # an external stack: its password is whatever it is, and is not checked
         dsn, s.db_password = devstack.env.database_url, ""
     closed = free_port()
-    common = {"BISONSYNC_WEBHOOK_TOKEN": s.global_token, "SUPABASE_ANON_KEY": s.anon_key,
-              "BISON_BASE_URL": echo_server, "BISON_API_KEY": s.bison_key, "BISON_INSTANCE": instance,
-              "BISONSYNC_POLL_INTERVAL_S": "1",
-              "SLACK_WEBHOOK_URL": f"{echo_server}/services/T000/B000/{s.slack_secret}"}
+    common = {
+        "BISONSYNC_WEBHOOK_TOKEN": s.global_token,
+        "SUPABASE_ANON_KEY": s.anon_key,
+        "BISON_BASE_URL": echo_server,
+        "BISON_API_KEY": s.bison_key,
+        "BISON_INSTANCE": instance,
+        "BISONSYNC_POLL_INTERVAL_S": "1",
+        "SLACK_WEBHOOK_URL": f"{echo_server}/services/T000/B000/{s.slack_secret}",
+    }
     services = [
-        _start("ok", {**common, "DATABASE_URL": dsn, "SUPABASE_URL": devstack.env.supabase_url,
-                      "SUPABASE_SERVICE_ROLE_KEY": s.service_key}),
+        _start(
+            "ok",
+            {
+                **common,
+                "DATABASE_URL": dsn,
+                "SUPABASE_URL": devstack.env.supabase_url,
+                "SUPABASE_SERVICE_ROLE_KEY": s.service_key,
+            },
+        ),
         _start("pg-down", {**common, "DATABASE_URL": f"postgresql://bisonsync:{s.db_password}@127.0.0.1:{closed}/db"}),
-        _start("rest-down", {**common, "SUPABASE_URL": f"http://127.0.0.1:{closed}",
-                             "SUPABASE_SERVICE_ROLE_KEY": s.service_key}),
+        _start(
+            "rest-down",
+            {**common, "SUPABASE_URL": f"http://127.0.0.1:{closed}", "SUPABASE_SERVICE_ROLE_KEY": s.service_key},
+        ),
     ]
     try:
         statuses = {}

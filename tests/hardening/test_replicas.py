@@ -84,8 +84,9 @@ def make_burst(sim: SimulatedBison, count: int, seed: int = 12) -> Burst:
     talk about (disconnections included)."""
     # more account events than the default mix, so the alert scans have mailbox disconnections to report
     weights = {**DEFAULT_WEIGHTS, "email_account_disconnected": 0.05, "email_account_reconnected": 0.02}
-    firer = WebhookFirer("http://127.0.0.1:9/", sim, count=count, rate_per_s=1000, seed=seed, duplicate_share=0.2,
-                         weights=weights)
+    firer = WebhookFirer(
+        "http://127.0.0.1:9/", sim, count=count, rate_per_s=1000, seed=seed, duplicate_share=0.2, weights=weights
+    )
     bodies, types, events, duplicates = [], [], [], 0
     numbering: dict[str, int] = {}
     for delivery in islice(firer.deliveries(), count):
@@ -188,8 +189,14 @@ class SlackSink:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
                 body = await reader.readexactly(length)
                 self.texts.append(str(json.loads(body).get("text", "")))
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok")
@@ -275,8 +282,9 @@ async def deliver(url: str, bodies: list[bytes], sent: Sent, concurrency: int = 
                         sent.retried += 1
                         await asyncio.sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
                     try:
-                        r = await http.post(url, content=body, params={"token": TOKEN},
-                                            headers={"content-type": "application/json"})
+                        r = await http.post(
+                            url, content=body, params={"token": TOKEN}, headers={"content-type": "application/json"}
+                        )
                         outcome = r.status_code
                     except httpx.HTTPError as exc:
                         outcome = type(exc).__name__
@@ -315,20 +323,30 @@ async def test_two_replicas_and_a_poller_under_a_burst_with_a_replica_killed(
     proxy: RoundRobin | None = None
     async with SimulatorServer(sim) as bison:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "DATABASE_URL", "BISON"))}
-        env.update({
-            "DATABASE_URL": replica_database, "BISONSYNC_WEBHOOK_TOKEN": TOKEN, "BISONSYNC_JOBS": "1",
-            "BISON_BASE_URL": bison.base_url, "BISON_API_KEY": sim.super_admin_key, "BISON_INSTANCE": HOST,
-            "BISONSYNC_POLL_INTERVAL_S": "1", "BISONSYNC_ALERT_CHECK_INTERVAL_S": "1",
-            "SLACK_WEBHOOK_URL": slack.url,
-        })
+        env.update(
+            {
+                "DATABASE_URL": replica_database,
+                "BISONSYNC_WEBHOOK_TOKEN": TOKEN,
+                "BISONSYNC_JOBS": "1",
+                "BISON_BASE_URL": bison.base_url,
+                "BISON_API_KEY": sim.super_admin_key,
+                "BISON_INSTANCE": HOST,
+                "BISONSYNC_POLL_INTERVAL_S": "1",
+                "BISONSYNC_ALERT_CHECK_INTERVAL_S": "1",
+                "SLACK_WEBHOOK_URL": slack.url,
+            }
+        )
         ports = [free_port(), free_port()]
         try:
             for name, port in zip(("replica-a", "replica-b"), ports, strict=True):
                 procs.append(await _spawn(name, ["serve", "--port", str(port), "--log-level", "info"], env, tmp_path))
             for port, p in zip(ports, procs, strict=True):
                 await _ready(port, p)
-            procs.append(await _spawn("poller", ["poll", "--interval", "1", "--no-progress", "--log-level", "info"],
-                                      env, tmp_path))
+            procs.append(
+                await _spawn(
+                    "poller", ["poll", "--interval", "1", "--no-progress", "--log-level", "info"], env, tmp_path
+                )
+            )
             proxy = RoundRobin(ports)
             await proxy.start()
             await asyncio.sleep(2)  # let the jobs start: polls and alert scans run while the burst goes on
@@ -435,9 +453,10 @@ async def _measure(conn: asyncpg.Connection, burst: Burst, sent: Sent, slack: Sl
     )
     by_status = {str(r["status"]): int(r["n"]) for r in ledger}
     sums = await conn.fetchrow(
-        "select " + ", ".join(f"coalesce(sum(m.{m}), 0)::bigint as {m}" for m in sorted(set(METRIC_OF.values())))
+        "select "
+        + ", ".join(f"coalesce(sum(m.{m}), 0)::bigint as {m}" for m in sorted(set(METRIC_OF.values())))
         + " from public.client_metrics_daily m join public.workspaces w on w.id = m.workspace_id"
-          " where w.instance = $1",
+        " where w.instance = $1",
         HOST,
     )
     assert sums is not None
@@ -473,4 +492,3 @@ async def _measure(conn: asyncpg.Connection, burst: Burst, sent: Sent, slack: Sl
         slack_messages=len(slack.texts),
         conditions=str(alerts["conditions"]),
     )
-

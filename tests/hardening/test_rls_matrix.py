@@ -198,26 +198,38 @@ FUNCTIONS: dict[str, Fn] = {
     "mailbox_price(text,text,integer)": Fn(READERS),
     "mailbox_daily_volume(text,text,integer)": Fn(READERS),
     # membership helpers: true for the member's own workspace / instance only (service_role is nobody's member)
-    "is_workspace_member(uuid)": Fn(READERS, reads=PerLabel("workspace", "p_workspace_id", lambda r: _value(r) is True,
-                                                          (OWN, NONE, NONE))),
-    "is_instance_member(text)": Fn(READERS, reads=PerLabel("instance", "p_instance", lambda r: _value(r) is True,
-                                                          (OWN, NONE, NONE))),
+    "is_workspace_member(uuid)": Fn(
+        READERS, reads=PerLabel("workspace", "p_workspace_id", lambda r: _value(r) is True, (OWN, NONE, NONE))
+    ),
+    "is_instance_member(text)": Fn(
+        READERS, reads=PerLabel("instance", "p_instance", lambda r: _value(r) is True, (OWN, NONE, NONE))
+    ),
     # dashboard reads: RLS of the caller applies
     "client_metrics_mtd(timestamp with time zone)": Fn(
-        READERS, reads=RowsBy("workspace", "workspace_id", lambda s: {"p_as_of": _tomorrow(s)}, (OWN, NONE, ALL))),
+        READERS, reads=RowsBy("workspace", "workspace_id", lambda s: {"p_as_of": _tomorrow(s)}, (OWN, NONE, ALL))
+    ),
     "live_mailboxes(uuid)": Fn(
-        READERS, reads=RowsBy("workspace", "workspace_id", lambda s: {"p_workspace_id": None}, (OWN, NONE, ALL))),
+        READERS, reads=RowsBy("workspace", "workspace_id", lambda s: {"p_workspace_id": None}, (OWN, NONE, ALL))
+    ),
     "aggregate_provider_stats(uuid)": Fn(
-        READERS, reads=RowsBy("instance", "instance", lambda s: {"p_workspace_id": None}, (OWN, NONE, ALL))),
+        READERS, reads=RowsBy("instance", "instance", lambda s: {"p_workspace_id": None}, (OWN, NONE, ALL))
+    ),
     "get_account_status_stats(uuid)": Fn(
-        READERS, reads=PerLabel("workspace", "p_workspace_id", lambda r: bool(r) and r[0]["total"] > 0,
-                                (OWN, NONE, ALL))),
+        READERS,
+        reads=PerLabel("workspace", "p_workspace_id", lambda r: bool(r) and r[0]["total"] > 0, (OWN, NONE, ALL)),
+    ),
     "check_provider_reply_rate_drop(numeric,date)": Fn(
         READERS,
-        reads=RowsBy("instance", "instance",
-                     lambda s: {"p_threshold_pct": 20, "p_as_of": s.drop_dates[1].isoformat()}, (OWN, NONE, ALL))),
+        reads=RowsBy(
+            "instance",
+            "instance",
+            lambda s: {"p_threshold_pct": 20, "p_as_of": s.drop_dates[1].isoformat()},
+            (OWN, NONE, ALL),
+        ),
+    ),
     "account_status_by_workspace()": Fn(
-        READERS, reads=RowsBy("workspace", "workspace_id", lambda s: {}, (OWN, NONE, ALL))),
+        READERS, reads=RowsBy("workspace", "workspace_id", lambda s: {}, (OWN, NONE, ALL))
+    ),
     # the service's functions
     "bisonsync_ping()": Fn(SERVICE),
     "upsert_workspace(text,bigint,text,text)": Fn(SERVICE),
@@ -231,13 +243,26 @@ FUNCTIONS: dict[str, Fn] = {
     "ingest_delivery(text,text,bigint,text,text,jsonb,timestamp with time zone,numeric,text,text[])": Fn(SERVICE),
     # nulls would record a failed delivery: an instance the workspaces check refuses makes the probe write nothing
     "record_failed_delivery(text,text,bigint,text,text,jsonb,text,timestamp with time zone,numeric)": Fn(
-        SERVICE, args=lambda s: {"p_dedup_key": None, "p_instance": "rls/probe", "p_bison_workspace_id": 1,
-                                 "p_workspace_name": None, "p_event_type": None, "p_payload": None,
-                                 "p_error": None}),
+        SERVICE,
+        args=lambda s: {
+            "p_dedup_key": None,
+            "p_instance": "rls/probe",
+            "p_bison_workspace_id": 1,
+            "p_workspace_name": None,
+            "p_event_type": None,
+            "p_payload": None,
+            "p_error": None,
+        },
+    ),
     # always writes a rejected ledger row: file it under the seeded "theirs" workspace
     "record_rejected_delivery(text,uuid,text,timestamp with time zone)": Fn(
-        SERVICE, args=lambda s: {"p_event_type": "rls_probe", "p_workspace_id": str(s.ws["theirs"]),
-                                 "p_error": "rls matrix probe"}),
+        SERVICE,
+        args=lambda s: {
+            "p_event_type": "rls_probe",
+            "p_workspace_id": str(s.ws["theirs"]),
+            "p_error": "rls matrix probe",
+        },
+    ),
     "replay_delivery(bigint)": Fn(SERVICE),
     "prune_ledger(timestamp with time zone)": Fn(SERVICE, args=lambda s: {"p_now": "1970-01-02T00:00:00Z"}),
     "list_deliveries(text,timestamp with time zone,timestamp with time zone,text,integer)": Fn(SERVICE),
@@ -245,15 +270,24 @@ FUNCTIONS: dict[str, Fn] = {
     "record_alerts(jsonb)": Fn(SERVICE),
     # nulls would lease every due alert: claim as of 1970, when nothing was due
     "claim_alerts(integer,integer,timestamp with time zone)": Fn(
-        SERVICE, args=lambda s: {"p_limit": 1, "p_lease_seconds": 1, "p_now": "1970-01-02T00:00:00Z"}),
+        SERVICE, args=lambda s: {"p_limit": 1, "p_lease_seconds": 1, "p_now": "1970-01-02T00:00:00Z"}
+    ),
     "finish_alerts(jsonb)": Fn(SERVICE),
     "advance_alert_scan(text,timestamp with time zone)": Fn(SERVICE),
     "alert_mailbox_transitions(timestamp with time zone,timestamp with time zone,jsonb,integer)": Fn(SERVICE),
     "alert_webhook_silence(timestamp with time zone,integer,jsonb)": Fn(
-        SERVICE, reads=RowsBy("workspace", "workspace_id",
-                              lambda s: {"p_now": _tomorrow(s), "p_silence_minutes": 1,
-                                         "p_workspace_ids": [str(w) for w in s.ws.values()]},
-                              (DENIED, DENIED, ALL))),
+        SERVICE,
+        reads=RowsBy(
+            "workspace",
+            "workspace_id",
+            lambda s: {
+                "p_now": _tomorrow(s),
+                "p_silence_minutes": 1,
+                "p_workspace_ids": [str(w) for w in s.ws.values()],
+            },
+            (DENIED, DENIED, ALL),
+        ),
+    ),
     "alert_sync_failures(timestamp with time zone,timestamp with time zone,jsonb,integer)": Fn(SERVICE),
     "start_sync_run(text,text,integer,text,integer)": Fn(SERVICE),
     "heartbeat_sync_run(uuid,text,integer)": Fn(SERVICE),
@@ -363,7 +397,8 @@ async def _write_probe_column(devstack: StackHandle, table: str, key: str) -> st
             "select a.attname from pg_attribute a where a.attrelid = ('public.' || quote_ident($1))::regclass "
             "and a.attnum > 0 and not a.attisdropped and a.attnotnull and a.attidentity = '' "
             "and a.attgenerated = '' order by a.attname = $2 desc, a.attnum limit 1",
-            table, key,
+            table,
+            key,
         )
     finally:
         await conn.close()
@@ -388,12 +423,15 @@ async def test_relation_access(
     for identity, level in zip(IDENTITIES, entry.read, strict=True):
         client = clients[identity]
         # read: whose rows come back
-        got = owners_seen(await outcome(client.table(name).select(entry.key).in_(entry.key, labels).execute()),
-                          entry.key, universe)
+        got = owners_seen(
+            await outcome(client.table(name).select(entry.key).in_(entry.key, labels).execute()), entry.key, universe
+        )
         want = expected_owners(level, universe)
         if got != want:
-            problems.append(f"{identity} read: expected {want if want is not None else 'refused'}, got "
-                            f"{got if got is not None else 'refused'}")
+            problems.append(
+                f"{identity} read: expected {want if want is not None else 'refused'}, got "
+                f"{got if got is not None else 'refused'}"
+            )
         if entry.hidden and PG_ROLE[identity] == "authenticated" and level != DENIED:
             for column in entry.hidden:
                 hidden = await outcome(client.table(name).select(column).limit(1).execute())
@@ -480,8 +518,10 @@ async def _check_reads(function: str, entry: Fn, seed: Seed, clients: dict[str, 
                     got.add(owner)
         want = expected_owners(level, universe)
         if got != want:
-            problems.append(f"{identity} reads: expected {want if want is not None else 'refused'}, got "
-                            f"{got if got is not None else 'refused'}")
+            problems.append(
+                f"{identity} reads: expected {want if want is not None else 'refused'}, got "
+                f"{got if got is not None else 'refused'}"
+            )
     return problems
 
 
@@ -507,8 +547,10 @@ async def test_realtime_delivers_each_subscriber_exactly_its_rows(
         await db.execute(f"grant usage on schema {schema} to anon, authenticated, service_role")
         await db.execute(f"grant select on {schema}.sentinel to anon, authenticated, service_role")
         await db.execute(f"alter publication supabase_realtime add table {schema}.sentinel")
-        tokens = {"member": devstack.user_token(seed.users["member"]),
-                  "nonmember": devstack.user_token(seed.users["nonmember"])}
+        tokens = {
+            "member": devstack.user_token(seed.users["member"]),
+            "nonmember": devstack.user_token(seed.users["nonmember"]),
+        }
         for identity, token in tokens.items():
             await clients[identity].realtime.set_auth(token)
         listeners: dict[str, Listener] = {}
@@ -529,7 +571,8 @@ async def test_realtime_delivers_each_subscriber_exactly_its_rows(
         # a row of "theirs", inserted and deleted
         gone = await db.fetchval(
             "insert into public.provider_performance_history (email_provider, instance, snapshot_date) "
-            "values ('Realtime', $1, '2031-02-01') returning id", seed.instance["theirs"],
+            "values ('Realtime', $1, '2031-02-01') returning id",
+            seed.instance["theirs"],
         )
         await db.execute("delete from public.provider_performance_history where id = $1", gone)
         await db.execute(f"insert into {schema}.sentinel values (1)")
@@ -545,15 +588,23 @@ async def test_realtime_delivers_each_subscriber_exactly_its_rows(
         for table in published:
             entry = RELATIONS[table]
             universe = seed.universe[entry.scope]
-            got = {universe[str(e["record"][entry.key])] for e in listener.events
-                   if e["table"] == table and e["type"] in ("INSERT", "UPDATE")
-                   and str(e["record"].get(entry.key)) in universe}
+            got = {
+                universe[str(e["record"][entry.key])]
+                for e in listener.events
+                if e["table"] == table
+                and e["type"] in ("INSERT", "UPDATE")
+                and str(e["record"].get(entry.key)) in universe
+            }
             want = expected_owners(expected[identity], universe)  # type: ignore[arg-type]
             if got != want:
                 problems.append(f"{identity} {table}: expected changes of {want}, got {got}")
-        deletes = [e["old_record"] for e in listener.events
-                   if e["table"] == "provider_performance_history" and e["type"] == "DELETE"
-                   and str(e["old_record"].get("id")) == str(gone)]
+        deletes = [
+            e["old_record"]
+            for e in listener.events
+            if e["table"] == "provider_performance_history"
+            and e["type"] == "DELETE"
+            and str(e["old_record"].get("id")) == str(gone)
+        ]
         # anon has no SELECT privilege at all; everyone else gets the key of the deleted row and nothing more
         ok = deletes == ([] if identity == "anon" else [{"id": str(gone)}])
         if not ok:

@@ -60,12 +60,17 @@ class EchoSlack:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
-        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"content-length:")), 0)
+        length = next(
+            (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0
+        )
         await reader.readexactly(length)
         body = self.echo(self.url).encode()
-        writer.write(f"HTTP/1.1 {self.status} Nope\r\n".encode() + b"content-type: text/plain\r\nconnection: close\r\n"
-                     + f"content-length: {len(body)}\r\n\r\n".encode() + body)
+        writer.write(
+            f"HTTP/1.1 {self.status} Nope\r\n".encode()
+            + b"content-type: text/plain\r\nconnection: close\r\n"
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
         await writer.drain()
         writer.close()
 
@@ -134,16 +139,23 @@ async def test_members_read_only_the_class_of_a_failure(
     try:
         ws = await store_api.upsert_workspace(store, "redaction.bison.test", unique_ws, f"Client {unique_ws}", "UTC")
         key = f"hardening-redaction-{unique_ws}"
-        alert = Alert(key=key, condition="webhook_silence", severity="warning",
-                      window_start=datetime.now(UTC), title="silent", workspace_id=ws)
+        alert = Alert(
+            key=key,
+            condition="webhook_silence",
+            severity="warning",
+            window_start=datetime.now(UTC),
+            title="silent",
+            workspace_id=ws,
+        )
         assert await record_alerts(store, [alert]) == [key]
         config = AlertConfig(batch_delay_s=0.01, retry_interval_s=0.01, send_backoff_s=0.001, send_attempts=1)
         worker = AlertWorker(store, Settings(slack_webhook_url=echo_slack.url), http, config=config, environ={})
         report = await worker.flush()
         await worker.stop()
         assert report.failed >= 1
-        row = await db.fetchrow("select last_error, payload::text as payload from public.alert_log"
-                                " where alert_key = $1", key)
+        row = await db.fetchrow(
+            "select last_error, payload::text as payload from public.alert_log where alert_key = $1", key
+        )
         assert row is not None and row["last_error"] == "slack: HTTP 404"
         assert _leaks(str(dict(row))) == [] and _leaks(" ".join(report.errors)) == []
     finally:

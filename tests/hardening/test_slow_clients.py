@@ -45,15 +45,29 @@ async def served(devstack: StackHandle, tmp_path: Path) -> AsyncIterator[Served]
     port = free_port()
     log = tmp_path / "serve.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "DATABASE_URL", "BISON"))}
-    env.update({
-        "BISONSYNC_WEBHOOK_TOKEN": TOKEN, "BISONSYNC_JOBS": "0", "DATABASE_URL": devstack.env.database_url,
-        "BISONSYNC_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S), "BISONSYNC_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
-        "BISONSYNC_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
-    })
+    env.update(
+        {
+            "BISONSYNC_WEBHOOK_TOKEN": TOKEN,
+            "BISONSYNC_JOBS": "0",
+            "DATABASE_URL": devstack.env.database_url,
+            "BISONSYNC_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
+            "BISONSYNC_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+            "BISONSYNC_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
+        }
+    )
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bisonsync.cli", "serve", "--port", str(port), "--log-level", "info",
-            env=env, stdout=out, stderr=out,
+            sys.executable,
+            "-m",
+            "bisonsync.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "info",
+            env=env,
+            stdout=out,
+            stderr=out,
         )
     try:
         async with httpx.AsyncClient() as http, asyncio.timeout(30):
@@ -118,8 +132,10 @@ async def test_slow_headers_are_cut_off_and_connections_are_capped(served: Serve
     refused = [d for d, _ in closed if d.startswith(b"HTTP/1.1 503")]
     timed_out = [d for d, _ in closed if d.startswith(b"HTTP/1.1 408")]
     slowest = max(s for _, s in closed)
-    print(f"{n} slow-header connections: {len(refused)} refused (503), {len(timed_out)} cut off (408), "
-          f"all closed within {slowest:.1f} s (before: open for 90 s and more)")
+    print(
+        f"{n} slow-header connections: {len(refused)} refused (503), {len(timed_out)} cut off (408), "
+        f"all closed within {slowest:.1f} s (before: open for 90 s and more)"
+    )
     assert len(refused) + len(timed_out) == n
     assert len(refused) >= n - MAX_CONNECTIONS
     assert slowest < HEADER_TIMEOUT_S + 5
@@ -131,8 +147,10 @@ async def test_slow_bodies_are_cut_off(served: Served) -> None:
     connection closed, nothing reaches the app (no 500)."""
     n = 100
     conns = [await _open(served.port) for _ in range(n)]
-    head = (f"POST /webhooks/bison?token={TOKEN} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            "Content-Length: 5000\r\n\r\n{").encode()
+    head = (
+        f"POST /webhooks/bison?token={TOKEN} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Content-Length: 5000\r\n\r\n{"
+    ).encode()
     trickles = [asyncio.create_task(_trickle(w, head, b" ", 0.3, 20)) for _, w in conns]
     try:
         closed = await asyncio.gather(*(_until_closed(r, 15) for r, _ in conns))
@@ -153,8 +171,13 @@ async def test_slow_bodies_are_cut_off(served: Served) -> None:
 async def test_an_aborted_upload_is_logged_as_aborted_not_500(served: Served) -> None:
     for _ in range(5):
         _reader, writer = await _open(served.port)
-        writer.write((f"POST /webhooks/bison?token={TOKEN} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                      "Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n").encode() + b'{"event": ' * 20)
+        writer.write(
+            (
+                f"POST /webhooks/bison?token={TOKEN} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
+            ).encode()
+            + b'{"event": ' * 20
+        )
         await writer.drain()
         await asyncio.sleep(0.1)
         writer.close()  # the client gives up mid-body

@@ -98,15 +98,18 @@ async def _deliveries(db: asyncpg.Connection, unique_ws: int, ages_days: list[in
         await db.fetchval(
             "insert into public.webhook_deliveries (workspace_id, event_type, status, received_at, payload) "
             "values ($1, 'lead_replied', 'applied', $2, $3::jsonb) returning id",
-            ws, now - timedelta(days=age), json.dumps({"data": {"lead": {"email": f"lead{age}@example.com"}}}),
+            ws,
+            now - timedelta(days=age),
+            json.dumps({"data": {"lead": {"email": f"lead{age}@example.com"}}}),
         )
         for age in ages_days
     ]
 
 
 async def _payloads(db: asyncpg.Connection, ids: list[int]) -> list[bool]:
-    rows = await db.fetch("select payload is not null as kept from public.webhook_deliveries "
-                          "where id = any($1) order by id", ids)
+    rows = await db.fetch(
+        "select payload is not null as kept from public.webhook_deliveries where id = any($1) order by id", ids
+    )
     return [r["kept"] for r in rows]
 
 

@@ -19,8 +19,9 @@ from bisonsync.store import PostgresStore
 from service.app import create_app
 
 HISTORY = "select version, name, statements from supabase_migrations.schema_migrations order by version"
-CHECKSUMS = "select version, name, checksum, source, recorded_at from supabase_migrations.bisonsync_checksums " \
-            "order by version"
+CHECKSUMS = (
+    "select version, name, checksum, source, recorded_at from supabase_migrations.bisonsync_checksums order by version"
+)
 
 
 async def _fetch(dsn: str, sql: str) -> list[dict[str, Any]]:
@@ -53,7 +54,9 @@ async def test_fresh_database_gets_every_migration_recorded_like_the_cli(empty_d
         "and table_name = 'schema_migrations' order by ordinal_position",
     )
     assert [(c["column_name"], c["data_type"]) for c in columns] == [
-        ("version", "text"), ("statements", "ARRAY"), ("name", "text")
+        ("version", "text"),
+        ("statements", "ARRAY"),
+        ("name", "text"),
     ]
     sums = await _fetch(empty_database, CHECKSUMS)
     assert [(r["version"], r["checksum"], r["source"]) for r in sums] == [
@@ -78,8 +81,11 @@ async def test_edited_applied_migration_is_refused_and_nothing_applied(empty_dat
     await apply(empty_database, directory)
     target = next(directory.glob("20261129000200_*.sql"))
     original = target.read_text()
-    target.write_text(original.replace("create table public.client_metrics_daily (",
-                                       "create table public.client_metrics_daily ( -- edited", 1))
+    target.write_text(
+        original.replace(
+            "create table public.client_metrics_daily (", "create table public.client_metrics_daily ( -- edited", 1
+        )
+    )
     (directory / "20991231000000_later.sql").write_text("create table public.later_one (id int);")
 
     with pytest.raises(MigrationEdited) as refused:
@@ -119,7 +125,8 @@ async def test_cli_recorded_migrations_are_adopted_by_their_statements(empty_dat
         mig = next(m for m in migrations.bundled() if m.version == "20261129000300")
         await conn.execute(
             "update supabase_migrations.schema_migrations set statements = $1 where version = $2",
-            mig.statements, mig.version,
+            mig.statements,
+            mig.version,
         )
         # an old CLI recorded no statements: nothing to compare, adopted as unverified
         await conn.execute(

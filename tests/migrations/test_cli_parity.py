@@ -19,13 +19,17 @@ HERE = Path(__file__).resolve().parent
 def _cli_up(cli: Path, workdir: Path, dsn: str) -> None:
     proc = subprocess.run(
         [str(cli), "migration", "up", "--db-url", dsn + "?sslmode=disable", "--workdir", str(workdir)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 async def test_cli_records_what_split_statements_predicts(
-    supabase_cli: Path, empty_database: str, tmp_path: Path  # noqa: F811
+    supabase_cli: Path,
+    empty_database: str,
+    tmp_path: Path,
 ) -> None:
     (tmp_path / "supabase" / "migrations").mkdir(parents=True)
     shutil.copy(HERE / "cli_split.sql", tmp_path / "supabase" / "migrations" / "20990101000001_cli_split.sql")
@@ -38,7 +42,7 @@ async def test_cli_records_what_split_statements_predicts(
     assert list(recorded) == CLI_RECORDED
 
 
-async def test_database_migrated_by_the_cli_is_adopted(supabase_cli: Path, empty_database: str) -> None:  # noqa: F811
+async def test_database_migrated_by_the_cli_is_adopted(supabase_cli: Path, empty_database: str) -> None:
     root = Path(__file__).resolve().parents[2]
     _cli_up(supabase_cli, root, empty_database)
     st = await migrations.status(empty_database)

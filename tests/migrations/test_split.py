@@ -63,9 +63,10 @@ def test_no_migrations_is_an_error_never_up_to_date(tmp_path: Path) -> None:
 
 def test_cli_db_migrate_without_migrations_fails_loudly(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [CLI, "db", "migrate", "--db-url", "postgresql://nowhere.invalid/x",
-         "--dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=60,
+        [CLI, "db", "migrate", "--db-url", "postgresql://nowhere.invalid/x", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode != 0
     assert "no migration files" in proc.stderr
@@ -127,12 +128,25 @@ def test_edited_revisions_are_restored_and_fixed_forward(filename: str) -> None:
     try:
         first = subprocess.run(
             ["git", "log", "--diff-filter=A", "--format=%H", "--", f"supabase/migrations/{filename}"],
-            cwd=ROOT, capture_output=True, text=True, check=True,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.split()[-1]
-        original = subprocess.run(["git", "show", f"{first}:supabase/migrations/{filename}"], cwd=ROOT,
-                                  capture_output=True, text=True, check=True).stdout
-        edited = subprocess.run(["git", "show", f"{commit}:supabase/migrations/{filename}"], cwd=ROOT,
-                                capture_output=True, text=True, check=True).stdout
+        original = subprocess.run(
+            ["git", "show", f"{first}:supabase/migrations/{filename}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        edited = subprocess.run(
+            ["git", "show", f"{commit}:supabase/migrations/{filename}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     except (subprocess.CalledProcessError, FileNotFoundError, IndexError):
         pytest.skip("needs the git history (a clone, not an sdist)")
     assert (MIGRATIONS / filename).read_text() == original, "the file must be as it was first applied"
@@ -144,7 +158,9 @@ def test_edited_revisions_are_restored_and_fixed_forward(filename: str) -> None:
 def test_cli_db_migrate_unreachable_database_is_a_clear_error() -> None:
     proc = subprocess.run(
         [CLI, "db", "migrate", "--db-url", "postgresql://u:p@127.0.0.1:1/x"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1
     assert "cannot use the database" in proc.stderr and "Traceback" not in proc.stderr

@@ -25,10 +25,16 @@ pytestmark = pytest.mark.slow
 
 def _clean_copy(dest: Path) -> Path:
     """The checkout as a fresh clone would have it: tracked and new files, nothing ignored (no .venv, build/...)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         src = ROOT / rel
         if src.is_file():
@@ -55,9 +61,7 @@ async def _history(dsn: str) -> list[tuple[str, str, list[str]]]:
         await conn.close()
 
 
-async def test_wheel_migrates_a_fresh_database_from_an_empty_directory(
-    empty_database: str, tmp_path: Path
-) -> None:
+async def test_wheel_migrates_a_fresh_database_from_an_empty_directory(empty_database: str, tmp_path: Path) -> None:
     source = _clean_copy(tmp_path / "clone")
     dist = tmp_path / "dist"
     # sdist first, then the wheel built from the unpacked sdist (what `python -m build` does)
@@ -92,7 +96,8 @@ async def test_wheel_migrates_a_fresh_database_from_an_empty_directory(
     _run(cli, "db", "status", "--db-url", empty_database, cwd=empty)  # exit 0: up to date
 
     probe = _run(
-        str(env_dir / "bin" / "python"), "-c",
+        str(env_dir / "bin" / "python"),
+        "-c",
         "import sys, bisonsync; print(bisonsync.__version__); print(bisonsync.__file__); "
         "print(sorted(m for m in ('litestar', 'uvicorn', 'service', 'devstack') if m in sys.modules)); "
         "bisonsync.migrations.bundled_dir(); print(bisonsync.migrations.bundled_dir())",

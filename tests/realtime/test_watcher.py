@@ -99,8 +99,18 @@ async def test_watch_command_prints_changes(devstack: StackHandle, db: asyncpg.C
     ws = await db.fetchval("select public.upsert_workspace('bison.example.com', $1::bigint, 'CLI')", unique_ws)
     env = {**os.environ, "SUPABASE_URL": devstack.env.supabase_url, "SUPABASE_ANON_KEY": devstack.env.service_role_key}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bisonsync.cli", "watch", "client_metrics_daily", "--workspace", str(ws), "--count", "2",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bisonsync.cli",
+        "watch",
+        "client_metrics_daily",
+        "--workspace",
+        str(ws),
+        "--count",
+        "2",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         assert proc.stderr is not None and proc.stdout is not None
@@ -118,4 +128,3 @@ async def test_watch_command_prints_changes(devstack: StackHandle, db: asyncpg.C
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-

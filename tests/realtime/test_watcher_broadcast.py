@@ -70,8 +70,10 @@ async def test_broadcast_is_off_by_default_and_switches(db: asyncpg.Connection, 
     await db.execute("select public.increment_metric($1::uuid, 'emails_sent')", ws)
     assert await _messages(db, ws) == 0
     # where Realtime created realtime.messages after the migrations, switching on adds the membership policy
-    policy = ("select count(*) from pg_policies where schemaname = 'realtime' and tablename = 'messages' "
-              "and policyname = 'bisonsync_members_receive'")
+    policy = (
+        "select count(*) from pg_policies where schemaname = 'realtime' and tablename = 'messages' "
+        "and policyname = 'bisonsync_members_receive'"
+    )
     await db.execute("drop policy bisonsync_members_receive on realtime.messages")
     try:
         assert await db.fetchval("select public.set_realtime_broadcast(true)") is True
@@ -84,8 +86,7 @@ async def test_broadcast_is_off_by_default_and_switches(db: asyncpg.Connection, 
         await db.execute("select public._ensure_realtime_broadcast_policy()")
     await db.execute("select public.increment_metric($1::uuid, 'emails_sent')", ws)
     assert await _messages(db, ws) == 1
-    assert await db.fetchval(
-        "select value from public.bisonsync_settings where key = 'realtime_broadcast'") == "false"
+    assert await db.fetchval("select value from public.bisonsync_settings where key = 'realtime_broadcast'") == "false"
 
 
 async def test_members_receive_their_workspace_changes_by_broadcast(
@@ -99,15 +100,18 @@ async def test_members_receive_their_workspace_changes_by_broadcast(
     await add_member(db, member, mine)
     env = devstack.env
     seen: dict[str, list[WatchEvent]] = {"member": [], "member-theirs": [], "outsider": [], "kpis-only": []}
-    async with Watcher(env.supabase_url, env.anon_key, access_token=devstack.user_token(member)) as w_member, \
-            Watcher(env.supabase_url, env.anon_key, access_token=devstack.user_token(member)) as w_member2, \
-            Watcher(env.supabase_url, env.anon_key, access_token=devstack.user_token(outsider)) as w_outsider:
+    async with (
+        Watcher(env.supabase_url, env.anon_key, access_token=devstack.user_token(member)) as w_member,
+        Watcher(env.supabase_url, env.anon_key, access_token=devstack.user_token(member)) as w_member2,
+        Watcher(env.supabase_url, env.anon_key, access_token=devstack.user_token(outsider)) as w_outsider,
+    ):
         tasks = [
             asyncio.create_task(_collect(w_member.watch_workspace(str(mine)), seen["member"])),
             asyncio.create_task(_collect(w_member.watch_workspace(str(theirs)), seen["member-theirs"])),
             asyncio.create_task(_collect(w_outsider.watch_workspace(str(mine)), seen["outsider"])),
-            asyncio.create_task(_collect(
-                w_member2.watch_workspace(str(mine), tables=["client_metrics_daily"]), seen["kpis-only"])),
+            asyncio.create_task(
+                _collect(w_member2.watch_workspace(str(mine), tables=["client_metrics_daily"]), seen["kpis-only"])
+            ),
         ]
         try:
             for name in ("member", "kpis-only"):
@@ -119,13 +123,17 @@ async def test_members_receive_their_workspace_changes_by_broadcast(
                 await db.execute("select public.increment_metric($1::uuid, 'replies')", ws)
             await db.execute(
                 "insert into public.sender_emails_cache (workspace_id, instance, bison_sender_id, email_address) "
-                "values ($1, 'bison.example.com', 42, 'box@example.com')", mine)
+                "values ($1, 'bison.example.com', 42, 'box@example.com')",
+                mine,
+            )
             await db.execute("delete from public.sender_emails_cache where workspace_id = $1", mine)
             await _wait(lambda: len(_changes(seen["member"])) >= 4, "the member's four changes")
             got = _changes(seen["member"])
             assert [(c.table, c.type) for c in got] == [
-                ("client_metrics_daily", "INSERT"), ("client_metrics_daily", "UPDATE"),
-                ("sender_emails_cache", "INSERT"), ("sender_emails_cache", "DELETE"),
+                ("client_metrics_daily", "INSERT"),
+                ("client_metrics_daily", "UPDATE"),
+                ("sender_emails_cache", "INSERT"),
+                ("sender_emails_cache", "DELETE"),
             ]
             kpis = [c.record for c in got[:2]]
             assert all(isinstance(r, MetricDayRow) and r.workspace_id == str(mine) for r in kpis)
@@ -143,9 +151,16 @@ async def test_members_receive_their_workspace_changes_by_broadcast(
 
 
 def test_decode_broadcast_shapes() -> None:
-    message = {"event": "INSERT", "payload": {"operation": "INSERT", "table": "client_metrics_daily",
-                                               "schema": "public", "old_record": None,
-                                               "record": {"workspace_id": "w", "day": "2026-12-05", "replies": 2}}}
+    message = {
+        "event": "INSERT",
+        "payload": {
+            "operation": "INSERT",
+            "table": "client_metrics_daily",
+            "schema": "public",
+            "old_record": None,
+            "record": {"workspace_id": "w", "day": "2026-12-05", "replies": 2},
+        },
+    }
     event = decode_broadcast(message)
     assert event is not None and isinstance(event.record, MetricDayRow) and event.record.replies == 2
     assert event.commit_timestamp.tzinfo is not None  # receive time when the payload has none
@@ -160,8 +175,19 @@ async def test_watch_command_broadcast(
     ws = await db.fetchval("select public.upsert_workspace('bison.example.com', $1::bigint, 'CLI-B')", unique_ws)
     env = {**os.environ, "SUPABASE_URL": devstack.env.supabase_url, "SUPABASE_ANON_KEY": devstack.env.service_role_key}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bisonsync.cli", "watch", "client_metrics_daily", "--workspace", str(ws), "--broadcast",
-        "--count", "2", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bisonsync.cli",
+        "watch",
+        "client_metrics_daily",
+        "--workspace",
+        str(ws),
+        "--broadcast",
+        "--count",
+        "2",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         assert proc.stderr is not None

@@ -459,12 +459,18 @@ async def test_long_names_and_types_are_bounded_not_refused(conn: asyncpg.Connec
     assert res["status"] == "ignored"
     ws = await workspace_id(conn, unique_ws)
     assert await conn.fetchval("select name from public.workspaces where id = $1", ws) == "N" * 200
-    row = await conn.fetchrow("select event_type, payload from public.webhook_deliveries where id = $1",
-                              res["delivery_id"])
+    row = await conn.fetchrow(
+        "select event_type, payload from public.webhook_deliveries where id = $1", res["delivery_id"]
+    )
     assert row is not None and row["event_type"] == "t" * 100 and row["payload"]["event"]["type"] == long_type
     failed = await conn.fetchval(
         "select public.record_failed_delivery($1, $2, $3, $4, $5, $6, 'boom')",
-        f"long-failed-{unique_ws}", TEST_INSTANCE, unique_ws, long_name, long_type, {"event": {}, "data": {}},
+        f"long-failed-{unique_ws}",
+        TEST_INSTANCE,
+        unique_ws,
+        long_name,
+        long_type,
+        {"event": {}, "data": {}},
     )
     assert failed["status"] == "failed" and failed["delivery_id"]
 
@@ -474,7 +480,8 @@ async def test_custom_variables_as_a_keyed_object_are_merged(conn: asyncpg.Conne
     data["lead"]["custom_variables"] = {"Phone Number": "555-0199", "City": {"value": "Omaha"}, "zip": 68102}
     res = await ingest(conn, f"cv-{unique_ws}", unique_ws, "lead_interested", data)
     assert res["status"] == "applied"
-    lead = await conn.fetchrow("select phone, city, zip, custom_variables from public.client_leads where id = $1",
-                               uuid.UUID(res["lead_id"]))
+    lead = await conn.fetchrow(
+        "select phone, city, zip, custom_variables from public.client_leads where id = $1", uuid.UUID(res["lead_id"])
+    )
     assert lead is not None and (lead["phone"], lead["city"], lead["zip"]) == ("555-0199", "Omaha", "68102")
     assert {"name": "City", "value": "Omaha"} in lead["custom_variables"]

@@ -101,8 +101,11 @@ async def test_a_workspace_token_presented_for_another_workspace_writes_nothing(
         assert (await post(client, body_b, token=token_a)).status_code == 401
         assert (await post(client, b"{broken", token=token_a)).status_code == 400  # authenticated: parsed
         # A's token with a URL naming another instance is refused too
-        r = await client.post("/webhooks/bison", content=json.dumps(load_fixture("email_sent", unique_ws)),
-                              params={"token": token_a, "instance": "second-bison.example.com"})
+        r = await client.post(
+            "/webhooks/bison",
+            content=json.dumps(load_fixture("email_sent", unique_ws)),
+            params={"token": token_a, "instance": "second-bison.example.com"},
+        )
         assert r.status_code == 401
         # a revoked token stops at once, even while its lookup is cached
         await db.execute("select public.set_webhook_token($1::uuid, null)", ws_a)
@@ -198,8 +201,12 @@ def test_the_webhook_url_may_name_only_configured_instances() -> None:
 
     from bisonsync.ingest import UnknownInstance, WebhookIngestor
 
-    ingestor = WebhookIngestor(cast(Store, None), global_token=TOKEN, instance="Bison.Example.com",
-                               instances=["https://second.example.com/", "*.bench.invalid", " "])
+    ingestor = WebhookIngestor(
+        cast(Store, None),
+        global_token=TOKEN,
+        instance="Bison.Example.com",
+        instances=["https://second.example.com/", "*.bench.invalid", " "],
+    )
     assert ingestor._url_instance(None) is None and ingestor._url_instance("  ") is None
     assert ingestor._url_instance("BISON.example.com") == "bison.example.com"
     assert ingestor._url_instance("second.example.com") == "second.example.com"

@@ -69,8 +69,11 @@ async def test_no_generic_or_own_instance_url_land_in_one_workspace(
         unique_ws,
     )
     assert {r["instance"] for r in urls} == {INSTANCE}
-    assert {r["instance_url"] for r in urls} == {None, "https://app.emailbison.com",
-                                                 "https://mail.agency-white-label.example"}
+    assert {r["instance_url"] for r in urls} == {
+        None,
+        "https://app.emailbison.com",
+        "https://mail.agency-white-label.example",
+    }
 
 
 async def test_webhooks_land_on_the_workspace_the_poller_registered(
@@ -80,9 +83,7 @@ async def test_webhooks_land_on_the_workspace_the_poller_registered(
     settings = settings_for(bison_base_url="https://Bison-Poll.Example.com:443/api", default_instance="default")
     polled_instance = settings.instance_label()
     assert polled_instance == "bison-poll.example.com"
-    polled = await db.fetchval(
-        "select public.upsert_workspace($1, $2::bigint, 'Client A')", polled_instance, unique_ws
-    )
+    polled = await db.fetchval("select public.upsert_workspace($1, $2::bigint, 'Client A')", polled_instance, unique_ws)
     doc = load_fixture("lead_replied", unique_ws)
     doc["event"]["instance_url"] = "https://app.emailbison.com"
     async with AsyncTestClient(app=create_app(settings, store=store)) as client:
@@ -104,8 +105,7 @@ async def test_a_rerendered_retry_counts_once_and_two_sends_twice(
     assert retry != first
     assert (await post(client, retry)).json()["status"] == "duplicate"
     second_step = copy.deepcopy(first)
-    second_step["data"]["scheduled_email"].update(id=first["data"]["scheduled_email"]["id"] + 1,
-                                                  sequence_step_order=3)
+    second_step["data"]["scheduled_email"].update(id=first["data"]["scheduled_email"]["id"] + 1, sequence_step_order=3)
     second_step["data"]["campaign_event"]["id"] += 1
     assert (await post(client, second_step)).json()["status"] == "applied"
     assert (await post(client, rerendered(second_step))).json()["status"] == "duplicate"
@@ -138,7 +138,10 @@ async def test_custom_variables_as_an_object_are_applied(
     )
     assert lead is not None
     assert (lead["phone"], lead["city"], lead["zip"], lead["pipeline_stage"]) == (
-        "555-0100", "Springfield", "68000", "interested",
+        "555-0100",
+        "Springfield",
+        "68000",
+        "interested",
     )
     assert {"name": "city", "value": "Springfield"} in json.loads(lead["cv"])
     assert (await counters(db, unique_ws))["interested"] == 1
@@ -163,8 +166,9 @@ async def test_disconnect_with_lower_case_status_updates_the_polled_row(
     assert doc["data"]["sender_email"]["status"] == "disconnected"
     r = await post(client, doc)
     assert r.status_code == 200 and r.json()["status"] == "applied", r.text
-    rows = await db.fetch("select status, emails_sent_count from public.sender_emails_cache where workspace_id = $1",
-                          ws)
+    rows = await db.fetch(
+        "select status, emails_sent_count from public.sender_emails_cache where workspace_id = $1", ws
+    )
     assert [(row["status"], row["emails_sent_count"]) for row in rows] == [("Disconnected", 1204)]
     # a reconnect found by address (another sender id in the body) updates the same row, still no new one
     again = load_fixture("email_account_reconnected", unique_ws)
@@ -188,9 +192,7 @@ async def test_mailbox_added_with_a_pending_status_is_stored_as_sent(
     assert status == "pending_move"
 
 
-async def test_every_2_6_fixture_is_answered_200(
-    client: AsyncTestClient[Any], unique_ws: int
-) -> None:
+async def test_every_2_6_fixture_is_answered_200(client: AsyncTestClient[Any], unique_ws: int) -> None:
     for path in sorted(FIXTURES.glob("*.json")):
         r = await post(client, load_fixture(path.stem, unique_ws))
         assert r.status_code == 200, (path.stem, r.text)
@@ -208,7 +210,10 @@ async def test_a_delivery_recorded_under_the_v1_key_is_not_counted_again(
     assert v1_key.startswith("v1:")
     await db.execute(
         "select public.ingest_delivery($1, $2, $3::bigint, 'Client A', 'email_sent', $4::jsonb)",
-        v1_key, INSTANCE, unique_ws, body.decode(),
+        v1_key,
+        INSTANCE,
+        unique_ws,
+        body.decode(),
     )
     assert (await counters(db, unique_ws))["emails_sent"] == 1
     r = await post(client, body)
@@ -258,11 +263,14 @@ async def test_the_seeds_monitoring_queries_run_unchanged(
     assert all(r["success"] is True and r["processing_time_ms"] is not None for r in rows)
     assert all(r["processing_time_ms"] >= 0 for r in rows)
     # the service measured every delivery: the ledger's processing_ms is filled in too
-    assert await db.fetchval(
-        "select count(*) from public.webhook_deliveries d join public.workspaces w on w.id = d.workspace_id "
-        "where w.bison_workspace_id = $1 and (d.processing_ms is null or d.processing_ms <= 0)",
-        unique_ws,
-    ) == 0
+    assert (
+        await db.fetchval(
+            "select count(*) from public.webhook_deliveries d join public.workspaces w on w.id = d.workspace_id "
+            "where w.bison_workspace_id = $1 and (d.processing_ms is null or d.processing_ms <= 0)",
+            unique_ws,
+        )
+        == 0
+    )
     # the owner (and service_role) read the payload through the view; members get every other column
     payloads = await db.fetch(
         "select payload from webhook_delivery_log where workspace_name = $1 and status <> 'duplicate'", name
@@ -302,15 +310,18 @@ async def test_a_deployment_serving_several_instances_names_one_in_the_url(
     doc = load_fixture("email_sent", unique_ws)
     doc["event"]["instance_url"] = "https://bison.example.com"  # the body cannot choose
     async with AsyncTestClient(app=create_app(settings, store=store)) as client:
-        r = await client.post("/webhooks/bison", content=json.dumps(doc),
-                              params={"token": TOKEN, "instance": "Second-Bison.example.com"})
+        r = await client.post(
+            "/webhooks/bison", content=json.dumps(doc), params={"token": TOKEN, "instance": "Second-Bison.example.com"}
+        )
         assert r.status_code == 200 and r.json()["status"] == "applied", r.text
         r = await client.post("/webhooks/bison", content=json.dumps(doc), params={"token": TOKEN})
         assert r.json()["status"] == "applied"  # the configured instance: another tenant, another event
-        r = await client.post("/webhooks/bison", content=json.dumps(doc),
-                              params={"token": TOKEN, "instance": "not-served.example.com"})
+        r = await client.post(
+            "/webhooks/bison", content=json.dumps(doc), params={"token": TOKEN, "instance": "not-served.example.com"}
+        )
         assert r.status_code == 404
-        r = await client.post("/webhooks/bison", content=b"{broken",
-                              params={"token": "wrong", "instance": "not-served.example.com"})
+        r = await client.post(
+            "/webhooks/bison", content=b"{broken", params={"token": "wrong", "instance": "not-served.example.com"}
+        )
         assert r.status_code == 401  # authentication first
     assert await workspaces_of(db, unique_ws) == sorted([INSTANCE, "second-bison.example.com"])

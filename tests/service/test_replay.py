@@ -45,8 +45,9 @@ async def test_failed_delivery_is_replayed_once(
     finally:
         await store.close()
     window = {"since": started - timedelta(seconds=1), "until": datetime.now(UTC) + timedelta(seconds=1)}
-    assert await replay(settings_of(store, devstack), "failed", event_type="lead_unsubscribed", limit=100,
-                        dry_run=True, **window) == {"candidates": 1}
+    assert await replay(
+        settings_of(store, devstack), "failed", event_type="lead_unsubscribed", limit=100, dry_run=True, **window
+    ) == {"candidates": 1}
     first = await replay(settings_of(store, devstack), "failed", event_type="lead_unsubscribed", limit=100, **window)
     assert first == {"candidates": 1, "applied": 1}
     again = await replay(settings_of(store, devstack), "failed", event_type="lead_unsubscribed", limit=100, **window)

@@ -145,9 +145,14 @@ async def test_missing_and_wrong_tokens_are_401_and_apply_nothing(
     assert (await counters(db, unique_ws))["emails_sent"] == 0
     # nothing written at all: a refusal is counted in /metrics and one log line, never in the ledger
     assert await db.fetchval("select count(*) from public.webhook_deliveries") == before
-    assert await db.fetchval(
-        "select count(*) from public.workspaces where instance = $1 and bison_workspace_id = $2", INSTANCE, unique_ws
-    ) == 0
+    assert (
+        await db.fetchval(
+            "select count(*) from public.workspaces where instance = $1 and bison_workspace_id = $2",
+            INSTANCE,
+            unique_ws,
+        )
+        == 0
+    )
     # the header form of the right token works
     r = await client.post("/webhooks/bison", content=json.dumps(doc), headers={"x-bisonsync-token": TOKEN})
     assert r.status_code == 200 and r.json()["status"] == "applied"
@@ -215,8 +220,11 @@ async def test_ops_endpoints(client: AsyncTestClient[Any], unique_ws: int) -> No
     assert "/webhooks/bison" in schema["paths"] and "/functions/v1/universal-bison-webhook" in schema["paths"]
     pre = await client.options(
         "/webhooks/bison",
-        headers={"origin": "https://dash.example.com", "access-control-request-method": "POST",
-                 "access-control-request-headers": "content-type, apikey"},
+        headers={
+            "origin": "https://dash.example.com",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type, apikey",
+        },
     )
     assert pre.status_code in (200, 204)
     assert pre.headers["access-control-allow-origin"] == "*"

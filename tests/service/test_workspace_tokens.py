@@ -16,9 +16,7 @@ from tests.service.conftest import load_fixture, settings_for
 
 async def test_workspace_token_is_scoped_to_its_workspace(store: Store, db: asyncpg.Connection, unique_ws: int) -> None:
     other_ws = unique_ws + 1
-    ws_a = await db.fetchval(
-        "select public.upsert_workspace('bison.example.com', $1::bigint, 'Token A')", unique_ws
-    )
+    ws_a = await db.fetchval("select public.upsert_workspace('bison.example.com', $1::bigint, 'Token A')", unique_ws)
     await db.fetchval("select public.upsert_workspace('bison.example.com', $1::bigint, 'Token B')", other_ws)
     token_a = f"tok-{unique_ws}-a"
     await db.execute("select public.set_webhook_token($1::uuid, $2)", ws_a, hash_token(token_a))

@@ -24,10 +24,19 @@ def test_from_env_parses_each_setting_and_blank_means_default() -> None:
     env = {spec.env: "" for spec in SETTINGS}
     assert Settings.from_env(env) == Settings()
     s = Settings.from_env(
-        {"BISONSYNC_PORT": " 9000 ", "BISONSYNC_JOBS": "off", "BISONSYNC_LEDGER_RETENTION_DAYS": "30",
-         "SUPABASE_URL": "https://x.supabase.co"}
+        {
+            "BISONSYNC_PORT": " 9000 ",
+            "BISONSYNC_JOBS": "off",
+            "BISONSYNC_LEDGER_RETENTION_DAYS": "30",
+            "SUPABASE_URL": "https://x.supabase.co",
+        }
     )
-    assert (s.port, s.jobs_enabled, s.ledger_retention_days, s.supabase_url) == (9000, False, 30, "https://x.supabase.co")
+    assert (s.port, s.jobs_enabled, s.ledger_retention_days, s.supabase_url) == (
+        9000,
+        False,
+        30,
+        "https://x.supabase.co",
+    )
     assert Settings.from_env({"BISONSYNC_JOBS": "YES"}).jobs_enabled is True
 
 
@@ -47,8 +56,13 @@ def test_a_malformed_value_is_an_error_naming_the_variable(env: str, value: str)
 
 def test_secrets_stay_out_of_repr_and_are_flagged_in_the_reference() -> None:
     secrets = {s.field for s in SETTINGS if s.secret}
-    assert {"database_url", "supabase_service_role_key", "webhook_token", "bison_api_key",
-            "slack_webhook_url"} <= secrets
+    assert {
+        "database_url",
+        "supabase_service_role_key",
+        "webhook_token",
+        "bison_api_key",
+        "slack_webhook_url",
+    } <= secrets
     values: dict[str, Any] = {name: "s3cr3t-value" for name in secrets}
     text = repr(dataclasses.replace(Settings(), **values))
     assert "s3cr3t-value" not in text

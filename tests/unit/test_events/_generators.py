@@ -54,8 +54,22 @@ BASES: dict[str, list[list[tuple[str, ...]]]] = {
     "tag_attached": _TAG,
     "tag_removed": _TAG,
 }
-VOLATILE = {"emails_sent", "opens", "unique_opens", "replies", "unique_replies", "bounces", "replied", "opened",
-            "unsubscribed", "bounced", "total_leads_contacted", "interested", "daily_limit", "updated_at"}
+VOLATILE = {
+    "emails_sent",
+    "opens",
+    "unique_opens",
+    "replies",
+    "unique_replies",
+    "bounces",
+    "replied",
+    "opened",
+    "unsubscribed",
+    "bounced",
+    "total_leads_contacted",
+    "interested",
+    "daily_limit",
+    "updated_at",
+}
 _IDENTITY_FIELDS = {"lead": ("id", "email"), "reply": ("uuid", "id"), "sender_email": ("id", "email")}
 
 

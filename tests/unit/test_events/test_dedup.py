@@ -221,13 +221,19 @@ def test_unknown_type_label_is_sanitised_but_hashed_exactly() -> None:
 @pytest.mark.parametrize(
     ("name", "v1_key"),
     [
-        ("legacy/lead_replied",
-         "v1:lead_replied:bison.example.com:42:e257328c45c5d5368318cb3882a9eb48a0d1e788313c0fd8b4cccb72042fd7bb"),
-        ("legacy/email_sent",
-         "v1:email_sent:bison.example.com:42:d1cdffc8f267bc329acdea9173972e6accc7bd0b0d116cf4367223f7c99a25ec"),
-        ("legacy/email_account_disconnected",
-         "v1:email_account_disconnected:bison.example.com:42:"
-         "9fead79e80282a6a75528aeef39fc97efd4fad589e8fa45ac7c7d9f9beb4fb86"),
+        (
+            "legacy/lead_replied",
+            "v1:lead_replied:bison.example.com:42:e257328c45c5d5368318cb3882a9eb48a0d1e788313c0fd8b4cccb72042fd7bb",
+        ),
+        (
+            "legacy/email_sent",
+            "v1:email_sent:bison.example.com:42:d1cdffc8f267bc329acdea9173972e6accc7bd0b0d116cf4367223f7c99a25ec",
+        ),
+        (
+            "legacy/email_account_disconnected",
+            "v1:email_account_disconnected:bison.example.com:42:"
+            "9fead79e80282a6a75528aeef39fc97efd4fad589e8fa45ac7c7d9f9beb4fb86",
+        ),
     ],
 )
 def test_the_v1_key_is_what_v1_gave(name: str, v1_key: str) -> None:

@@ -165,7 +165,9 @@ def test_a_part_a_type_does_not_require_in_an_unexpected_shape_is_left_out_not_r
     assert decode_delivery(lead_replied + b'"campaign":{"id":"x"}}}').known
     # a required part in a bad shape is still an error
     with pytest.raises(InvalidDelivery, match=r"data\.lead\.id"):
-        decode_delivery(b'{"event":{"type":"LEAD_REPLIED","workspace_id":1},"data":{"lead":{"id":"x"},"reply":{"id":2}}}')
+        decode_delivery(
+            b'{"event":{"type":"LEAD_REPLIED","workspace_id":1},"data":{"lead":{"id":"x"},"reply":{"id":2}}}'
+        )
 
 
 def test_a_non_identity_field_of_a_required_part_in_an_unexpected_shape_is_left_out() -> None:
