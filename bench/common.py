@@ -15,7 +15,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ first on sys.path, not the project
     sys.path.insert(0, str(ROOT))
 
+from devstack.ports import free_port  # noqa: E402
 from devstack.stack import DevStack  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -67,12 +67,6 @@ def install_signal_handlers() -> None:
 
 
 # -- small helpers -----------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
 
 
 def percentile(values: Iterable[float], q: float) -> float:

@@ -38,7 +38,6 @@ from bench.common import (
     ROOT,
     Target,
     cpu_seconds,
-    free_port,
     install_signal_handlers,
     machine_info,
     machine_line,
@@ -59,6 +58,7 @@ from bisonsync.logs import setup_logging
 from bisonsync.settings import Settings
 from bisonsync.store import IngestRequest, PostgresStore
 from bisonsync.store import api as store_api
+from devstack.ports import free_port
 
 BENCH = "ingest_layers"
 STORE_CONCURRENCY = 8

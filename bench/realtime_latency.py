@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -31,21 +30,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):  # run as `python bench/realtime_latency.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import asyncpg
 import websockets
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
+from bench.common import cpu_seconds
 from devstack.keys import mint_user_token
+from devstack.ports import free_port
 from devstack.stack import DevStack
 
 P99_BUDGET_MS = 300.0
 DEADLINE_S = 600.0  # the whole run, whatever happens
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pct(values: list[float], q: float) -> float:
@@ -172,13 +170,7 @@ async def subscribe_all(
 
 def process_cpu_seconds(pid: int | None) -> float:
     """utime + stime of another process, from /proc (0 where that is not available)."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
+    return 0.0 if pid is None else cpu_seconds(pid)
 
 
 async def run_case(

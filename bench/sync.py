@@ -70,7 +70,6 @@ from bench.common import (
     Stack,
     Target,
     cpu_seconds,
-    free_port,
     install_signal_handlers,
     interrupts_deferred,
     machine_busy_seconds,
@@ -94,6 +93,7 @@ from bisonsync.store import store_from_settings
 from bisonsync.sync.pages import first_page_url
 from bisonsync.sync.scheduled import run_sync_cycle
 from bisonsync.sync.workspaces import sync_workspaces
+from devstack.ports import free_port
 from devstack.simulator.data import generate
 
 BENCH = "sync"

@@ -24,7 +24,6 @@ report is redacted (`token=...abcd`).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import secrets
@@ -36,6 +35,7 @@ import msgspec
 
 from bisonsync.bison import BisonClient, BisonError, Webhook, WorkspaceSession, event_type_key
 from bisonsync.events.decode import instance_host
+from bisonsync.ingest import hash_token
 from bisonsync.store import Store, StoreError
 from bisonsync.store import api as store_api
 
@@ -46,10 +46,6 @@ LEGACY_PATHS = ("/functions/v1/universal-bison-webhook", "/functions/v1/bison-in
 TOKEN_PARAM = "token"
 
 Action = Literal["created", "updated", "unchanged", "error"]
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def new_token() -> str:

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +22,7 @@ import pytest
 
 from devstack.cluster import DURABLE_ENV
 from devstack.keys import DEFAULT_JWT_SECRET, mint_user_token
+from devstack.ports import free_port
 from devstack.stack import DevStack, StackEnv
 
 # Throwaway test clusters skip crash safety for speed; the explicit opt-out the devstack requires (it is durable
@@ -54,12 +54,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         rel = Path(str(item.path)).relative_to(root).as_posix()
         if rel.startswith(SLOW_PATHS):
             item.add_marker(pytest.mark.slow)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -14,8 +14,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from devstack.ports import free_port
 from devstack.stack import DevStack
-from tests.conftest import free_port
 
 
 async def _mtd_emails(database_url: str) -> int:

@@ -21,10 +21,11 @@ from litestar import Litestar
 
 from bisonsync.settings import Settings
 from bisonsync.store.postgres_store import PostgresStore
+from devstack.ports import free_port
 from devstack.stack import PROJECT_ROOT
 from service.app import create_app
 from service.dashboard import dashboard_handlers
-from tests.conftest import StackHandle, free_port
+from tests.conftest import StackHandle
 
 BROWSER_DIR = Path(__file__).resolve().parent
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"

@@ -14,7 +14,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.conftest import StackHandle, free_port
+from devstack.ports import free_port
+from tests.conftest import StackHandle
 from tests.service.conftest import TOKEN, load_fixture
 
 INSTANCE = "bison.example.com"

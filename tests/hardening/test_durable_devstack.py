@@ -20,8 +20,9 @@ import asyncpg
 import pytest
 
 from devstack.cluster import DURABLE_ENV, SUPERUSER, PostgresCluster
+from devstack.ports import free_port
 from devstack.stack import DevStack
-from tests.conftest import StackHandle, free_port
+from tests.conftest import StackHandle
 from tests.faults.test_process_faults import burst, counted, send_all, start_service
 from tests.service.conftest import TOKEN
 

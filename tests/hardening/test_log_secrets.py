@@ -40,7 +40,8 @@ import pytest
 
 from bisonsync.settings import SETTINGS, Settings
 from devstack.cluster import SUPERUSER
-from tests.conftest import StackHandle, free_port
+from devstack.ports import free_port
+from tests.conftest import StackHandle
 
 pytestmark = pytest.mark.timeout(120)
 BISONSYNC = Path(os.environ.get("VIRTUAL_ENV", Path(__file__).resolve().parents[2] / ".venv")) / "bin" / "bisonsync"

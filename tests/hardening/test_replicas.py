@@ -34,9 +34,10 @@ import pytest
 
 from bisonsync.events import decode_delivery
 from bisonsync.sync.mailboxes import mailbox_job
+from devstack.ports import free_port
 from devstack.simulator import SimulatedBison, SimulatorServer, WebhookFirer
 from devstack.simulator.events import DEFAULT_WEIGHTS
-from tests.conftest import StackHandle, free_port
+from tests.conftest import StackHandle
 from tests.hardening.conftest import fresh_database
 
 pytestmark = pytest.mark.slow

@@ -23,7 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import StackHandle, free_port
+from devstack.ports import free_port
+from tests.conftest import StackHandle
 from tests.service.conftest import TOKEN
 
 HEADER_TIMEOUT_S = 2
