@@ -23,7 +23,7 @@ from devstack.cluster import DURABLE_ENV, SUPERUSER, PostgresCluster
 from devstack.ports import free_port
 from devstack.stack import DevStack
 from tests.conftest import StackHandle
-from tests.faults.test_process_faults import burst, counted, send_all, start_service
+from tests.faults.test_process_faults import INSTANCE, burst, counted, send_all, start_service
 from tests.service.conftest import TOKEN
 
 SAFETY = ("fsync", "synchronous_commit", "full_page_writes")
@@ -107,7 +107,14 @@ async def test_deliveries_answered_200_survive_an_immediate_stop(
     stack = DevStack(root=scratch_root, api_port=free_port(), db_port=free_port(), seed_file=None)
     await stack.prepare_database(seed=False)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "BISON"))}
-    env.update({"BISONSYNC_WEBHOOK_TOKEN": TOKEN, "BISONSYNC_JOBS": "0", "DATABASE_URL": stack.env().database_url})
+    env.update(
+        {
+            "BISONSYNC_WEBHOOK_TOKEN": TOKEN,
+            "BISONSYNC_JOBS": "0",
+            "BISONSYNC_DEFAULT_INSTANCE": INSTANCE,  # the instance `counted` reads
+            "DATABASE_URL": stack.env().database_url,
+        }
+    )
     port = free_port()
     url = f"http://127.0.0.1:{port}/webhooks/bison"
     bodies = burst(unique_ws, 400)
