@@ -31,6 +31,8 @@ BROWSER_DIR = Path(__file__).resolve().parent
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 WEBHOOK_TOKEN = "browser-test-webhook-token"
+# each test run seeds its own instance under this domain; its webhooks name it with ?instance=
+WEBHOOK_INSTANCES = "*.bison.test"
 
 
 def _apt_install_chromium() -> str | None:
@@ -111,6 +113,7 @@ def service(devstack: StackHandle) -> Iterator[ServiceHandle]:
         supabase_service_role_key=env.service_role_key,
         supabase_anon_key=env.anon_key,
         webhook_token=WEBHOOK_TOKEN,
+        webhook_instances=(WEBHOOK_INSTANCES,),
         poll_interval_s=0,
     )
     app = build_service_app(settings, PostgresStore(env.database_url, max_size=4))

@@ -229,7 +229,9 @@ async def _dashboard_run(
                 "scheduled_email": {"id": unique_ws * 10 + 1, "sent_at": "2026-11-29T10:00:00Z"},
             },
         )
-        resp = await http.post(f"{service.url}/webhooks/bison", params={"token": service.webhook_token}, json=warmup)
+        resp = await http.post(
+            f"{service.url}/webhooks/bison", params={"token": service.webhook_token, "instance": instance}, json=warmup
+        )
         assert resp.status_code == 200, resp.text
 
         proc = await asyncio.create_subprocess_exec(
@@ -295,7 +297,9 @@ async def _dashboard_run(
             )
             for body in (interested, sent):
                 resp = await http.post(
-                    f"{service.url}/webhooks/bison", params={"token": service.webhook_token}, json=body
+                    f"{service.url}/webhooks/bison",
+                    params={"token": service.webhook_token, "instance": instance},
+                    json=body,
                 )
                 assert resp.status_code == 200, resp.text
             assert proc.stdin is not None
