@@ -61,7 +61,7 @@ select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnames
 _FUNCTIONS_SQL = f"""
 select p.oid, p.provolatile::text as volatility, p.proretset as returns_set, p.pronargdefaults as n_defaults,
        rt.typtype::text as ret_typtype, rt.typrelid as ret_relid, format_type(p.prorettype, null) as ret_type,
-       p.prorettype = 'void'::regtype as returns_void, p.provariadic <> 0 as variadic,
+       p.prorettype = 'void'::regtype as returns_void, p.prorows = 1 as rows_one, p.provariadic <> 0 as variadic,
        coalesce(p.proargnames, '{{}}') as arg_names, coalesce(p.proargmodes::text[], '{{}}') as arg_modes,
        array(select format_type(u.x, null)
                from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) with ordinality u(x, i)
@@ -76,6 +76,31 @@ select p.oid, p.provolatile::text as volatility, p.proretset as returns_set, p.p
   join pg_namespace n on n.oid = p.pronamespace
   join pg_type rt on rt.oid = p.prorettype
  where n.nspname = $1 and p.proname = $2 and p.prokind = 'f'
+"""
+
+_FOREIGN_KEYS_SQL = """
+select c.conname::text as name, sn.nspname::text as src_schema, sc.relname::text as src_table,
+       tn.nspname::text as dst_schema, tc.relname::text as dst_table,
+       array(select a.attname::text from unnest(c.conkey) with ordinality k(n, i)
+               join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.n order by k.i) as columns,
+       array(select a.attname::text from unnest(c.confkey) with ordinality k(n, i)
+               join pg_attribute a on a.attrelid = c.confrelid and a.attnum = k.n order by k.i) as ref_columns,
+       exists(select 1 from pg_index i
+               where i.indrelid = c.conrelid and i.indisunique and i.indpred is null
+                 and i.indkey::int2[] <@ c.conkey and cardinality(i.indkey::int2[]) > 0) as is_unique
+  from pg_constraint c
+  join pg_class sc on sc.oid = c.conrelid join pg_namespace sn on sn.oid = sc.relnamespace
+  join pg_class tc on tc.oid = c.confrelid join pg_namespace tn on tn.oid = tc.relnamespace
+ where c.contype = 'f' and (sn.nspname = $1 or tn.nspname = $1)
+ order by c.conname, c.oid
+"""
+
+_AGGREGATES_SQL = """
+select coalesce((select lower(substr(kv, strpos(kv, '=') + 1)) in ('true', 'on', '1')
+                   from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
+                  cross join lateral unnest(s.setconfig) kv
+                  where r.rolname = session_user and split_part(kv, '=', 1) = 'pgrst.db_aggregates_enabled'
+                  order by s.setdatabase desc limit 1), false)
 """
 
 _FUNCTION_NAMES_SQL = """
@@ -142,6 +167,17 @@ class Relation:
 
 
 @dataclass(frozen=True, slots=True)
+class ForeignKey:
+    name: str
+    src: tuple[str, str]
+    dst: tuple[str, str]
+    columns: tuple[str, ...]
+    ref_columns: tuple[str, ...]
+    #: the referencing columns are unique: a one-to-one relationship
+    unique: bool
+
+
+@dataclass(frozen=True, slots=True)
 class RoutineParam:
     name: str
     type: str
@@ -165,6 +201,8 @@ class Routine:
     volatility: str
     variadic: bool
     fingerprint: str = ""
+    #: `SETOF ... ROWS 1`: a computed relationship to one row
+    rows_one: bool = False
 
     @property
     def required(self) -> frozenset[str]:
@@ -251,6 +289,34 @@ class SchemaCache:
             self._put(key, cached or None)
         return cached or []
 
+    async def foreign_keys(self, conn: Conn, schema: str) -> list[ForeignKey]:
+        key = ("fk", schema)
+        cached: list[ForeignKey] | None = self._get(key)
+        if cached is None:
+            rows = await _in_catalog_tx(conn, _fetch, _FOREIGN_KEYS_SQL, schema)
+            cached = [
+                ForeignKey(
+                    r["name"],
+                    (r["src_schema"], r["src_table"]),
+                    (r["dst_schema"], r["dst_table"]),
+                    tuple(r["columns"]),
+                    tuple(r["ref_columns"]),
+                    bool(r["is_unique"]),
+                )
+                for r in rows
+            ]
+            self._entries[key] = _Entry(cached, time.monotonic() + min(self.ttl, 5.0))
+        return cached
+
+    async def aggregates_enabled(self, conn: Conn) -> bool:
+        """`pgrst.db_aggregates_enabled` set on the login role, as PostgREST reads its in-database config."""
+        key = ("agg",)
+        cached: bool | None = self._get(key)
+        if cached is None:
+            cached = bool(await conn.fetchval(_AGGREGATES_SQL))
+            self._entries[key] = _Entry(cached, time.monotonic() + min(self.ttl, 5.0))
+        return cached
+
     async def relation_names(self, conn: Conn, schema: str) -> list[str]:
         return [r[0] for r in await conn.fetch(_RELATION_NAMES_SQL, schema)]
 
@@ -283,6 +349,10 @@ async def _in_catalog_tx(conn: Conn, loader: Any, *args: Any) -> Any:
     async with conn.transaction(readonly=True):
         await conn.execute("select set_config('search_path', 'pg_catalog', true)")
         return await loader(conn, *args)
+
+
+async def _fetch(conn: Conn, query: str, *args: Any) -> list[asyncpg.Record]:
+    return list(await conn.fetch(query, *args))
 
 
 async def _resolve_type(conn: Conn, name: str) -> str | None:
@@ -358,6 +428,7 @@ async def _load_routines(conn: Conn, schema: str, name: str) -> list[Routine]:
                 volatility=row["volatility"],
                 variadic=row["variadic"],
                 fingerprint=fingerprint,
+                rows_one=bool(row["rows_one"]),
             )
         )
     return routines

@@ -130,8 +130,23 @@ def no_relationship(parent: str, child: str, schema: str) -> RestError:
         "PGRST200",
         f"Could not find a relationship between '{parent}' and '{child}' in the schema cache",
         details=f"Searched for a foreign key relationship between '{parent}' and '{child}' in the schema "
-        f"'{schema}', but no matches were found. (The devstack emulator does not implement resource embedding.)",
+        f"'{schema}', but no matches were found.",
+        schema_miss=True,
     )
+
+
+def ambiguous_relationship(parent: str, child: str, candidates: Iterable[str]) -> RestError:
+    return RestError(
+        300,
+        "PGRST201",
+        f"Could not embed because more than one relationship was found for '{parent}' and '{child}'",
+        details=[{"relationship": c} for c in candidates],
+        hint=f"Try changing '{child}' to one of the relationships listed above, e.g. '{child}!<relationship>'.",
+    )
+
+
+def aggregates_not_allowed() -> RestError:
+    return RestError(400, "PGRST123", "Use of aggregate functions is not allowed")
 
 
 def no_function(
