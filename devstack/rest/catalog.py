@@ -166,6 +166,10 @@ class Relation:
     fingerprint: str = ""
 
 
+#: the only types a function's single unnamed parameter may have to be callable (PostgREST's rule)
+UNNAMED_BODY_TYPES = ("json", "jsonb", "text", "xml", "bytea")
+
+
 @dataclass(frozen=True, slots=True)
 class ForeignKey:
     name: str
@@ -215,6 +219,11 @@ class Routine:
     @property
     def single_unnamed_json(self) -> bool:
         return len(self.params) == 1 and self.params[0].name == "" and self.params[0].type in ("json", "jsonb")
+
+    @property
+    def single_unnamed(self) -> bool:
+        """One unnamed json/jsonb/text/xml/bytea parameter: it receives the whole request body."""
+        return len(self.params) == 1 and self.params[0].name == "" and self.params[0].type in UNNAMED_BODY_TYPES
 
     def signature(self) -> str:
         args = ", ".join(f"{p.name} => {p.type}" for p in self.params)
@@ -402,6 +411,8 @@ async def _load_routines(conn: Conn, schema: str, name: str) -> list[Routine]:
             )
             for pos, i in enumerate(inputs)
         )
+        if any(not p.name for p in params) and not (len(params) == 1 and params[0].type in UNNAMED_BODY_TYPES):
+            continue  # unnamed parameters cannot be passed by name: not callable through the API
         columns: dict[str, Column] = {}
         shape: Literal["void", "scalar", "composite"] = "scalar"
         if row["returns_void"]:

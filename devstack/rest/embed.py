@@ -17,7 +17,7 @@ from typing import Literal
 
 from devstack.rest.catalog import Conn, ForeignKey, Relation, SchemaCache
 from devstack.rest.errors import RestError, ambiguous_relationship, no_relationship, undefined_column
-from devstack.rest.grammar import Embed, Item, SelectItem
+from devstack.rest.grammar import Embed, Field, Item, SelectItem
 
 Cardinality = Literal["m2o", "o2m", "o2o", "m2m", "fn_one", "fn_many"]
 
@@ -84,7 +84,11 @@ async def find_relationship(
     if target is not None:
         for fk in fks:
             hinted = embed.hint is None or _hint_matches(embed.hint, fk)
-            if hinted and fk.src == (parent.schema, parent.name) and fk.dst == (target.schema, target.name):
+            self_ref = (parent.schema, parent.name) == (target.schema, target.name)
+            # a table embedding itself by name means its children (one-to-many); its parent is reached by the
+            # foreign key column or constraint name, as in PostgREST
+            m2o_ok = not self_ref or embed.hint is not None
+            if m2o_ok and hinted and fk.src == (parent.schema, parent.name) and fk.dst == (target.schema, target.name):
                 card: Cardinality = "o2o" if fk.unique else "m2o"
                 found.append((Relationship(card, _pairs(fk, True), constraint=fk.name), target))
             if hinted and fk.dst == (parent.schema, parent.name) and fk.src == (target.schema, target.name):
@@ -175,7 +179,9 @@ async def resolve(conn: Conn, cache: SchemaCache, relation: Relation, items: tup
             node.children.append(Child(item, rel, await resolve(conn, cache, target, item.items)))
             continue
         name = item.field.name
-        if item.star or name in relation.columns or (item.aggregate == "count" and name == "*"):
+        if name == "count" and not item.field.path and item.aggregate is None and "count" not in relation.columns:
+            item = SelectItem(Field("*"), item.alias, aggregate="count", agg_cast=item.cast)  # `table(count)`
+        if item.star or name in relation.columns or (item.aggregate == "count" and item.field.name == "*"):
             node.items.append(item)
             continue
         fn = await computed_field(conn, cache, relation, name)

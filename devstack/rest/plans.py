@@ -30,6 +30,7 @@ from devstack.rest.errors import (
     singularity_error,
     table_not_found,
     undefined_column,
+    unsupported_content_type,
     unsupported_method,
 )
 from devstack.rest.grammar import Condition, Filter, Item, SelectItem
@@ -360,6 +361,9 @@ def _present_key_groups(
     return groups
 
 
+_RAW_BODY_TYPES = {"text/plain": "text", "text/xml": "xml"}
+
+
 def _rpc_items(items: Sequence[Item]) -> list[SelectItem]:
     out: list[SelectItem] = []
     for item in items:
@@ -386,16 +390,25 @@ async def plan_rpc(req: RestRequest, conn: Conn, cache: SchemaCache, name: str) 
     routines = await cache.routines(conn, req.schema, name)
     post = req.method == "POST"
     arg_names = frozenset() if post else frozenset(n for r in routines for n in r.names)
-    qp = parse_query(req.pairs, name, req.schema, arg_names)
+    qp = parse_query(req.pairs, name, req.schema, arg_names, strict=post)
     body: Any = {}
-    if post:
+    media = (req.content_type or "").split(";")[0].strip().lower()
+    raw_type = _RAW_BODY_TYPES.get(media) if post else None
+    if raw_type is not None:  # `Content-Type: text/plain` to a function with one unnamed text parameter
+        raw = [r for r in routines if r.single_unnamed and r.params[0].type == raw_type]
+        if not raw:
+            raise unsupported_content_type(req.content_type or media)
+        body = None
+    elif post:
         check_json_content_type(req.content_type)
         body = _decode(req.body) if req.body.strip() else {}
     keys = set(body) if isinstance(body, dict) else set()
     if not post:
         keys = set(qp.rpc_args)
     candidates: list[Routine] = []
-    if post and req.prefs.params == "single-object":
+    if raw_type is not None:
+        candidates = raw
+    elif post and req.prefs.params == "single-object":
         candidates = [r for r in routines if len(r.params) == 1 and r.params[0].type in ("json", "jsonb")]
     elif isinstance(body, dict):
         candidates = [r for r in routines if _matches(r, keys)]
@@ -410,7 +423,7 @@ async def plan_rpc(req: RestRequest, conn: Conn, cache: SchemaCache, name: str) 
     if len(candidates) > 1:
         raise ambiguous_function([r.signature() for r in candidates])
     routine = candidates[0]
-    single = post and (req.prefs.params == "single-object" or routine.single_unnamed_json)
+    single = post and (req.prefs.params == "single-object" or routine.single_unnamed)
     if not single and not isinstance(body, dict):
         raise invalid_body()
     if routine.variadic:

@@ -453,7 +453,10 @@ def output_labels(node: Node) -> list[str]:
         else:
             labels.append(_item_label(item))
     for child in node.children:
-        labels += output_labels(child.node) if child.embed.spread else [child.embed.label]
+        if child.embed.spread:
+            labels += output_labels(child.node)
+        elif child.embed.items:
+            labels.append(child.embed.label)
     return labels
 
 
@@ -518,16 +521,19 @@ def render_level(
             extra_columns=["TRUE AS pgrst_present"] if emb.spread and child.rel.to_one else (),
         )  # fmt: skip
         a = ident(b.alias("pgrst_e"))
+        shown = bool(emb.items)  # `users()` filters without adding a key
         if child.rel.to_one and emb.spread:
             laterals.append(f"LEFT JOIN LATERAL ({inner}) {a} ON TRUE")
             columns += [f"{a}.{ident(lbl)} AS {ident(lbl)}" for lbl in spread_labels]
+            group += [f"{a}.{ident(lbl)}" for lbl in spread_labels]
             present = f"{a}.pgrst_present"
         elif child.rel.to_one:
             laterals.append(
                 f"LEFT JOIN LATERAL (SELECT pgrst_s AS pgrst_row, row_to_json(pgrst_s) AS body "
                 f"FROM ({inner}) pgrst_s) {a} ON TRUE"
             )
-            columns.append(f"{a}.body AS {ident(emb.label)}")
+            if shown:
+                columns.append(f"{a}.body AS {ident(emb.label)}")
             scope.rows[emb.label] = f"{a}.pgrst_row"
             present = f"{a}.body"
         elif emb.spread:
@@ -540,7 +546,8 @@ def render_level(
             present = f"nullif({a}.pgrst_n, 0)"
         else:
             laterals.append(f"LEFT JOIN LATERAL (SELECT json_agg(pgrst_s) AS body FROM ({inner}) pgrst_s) {a} ON TRUE")
-            columns.append(f"coalesce({a}.body, '[]'::json) AS {ident(emb.label)}")
+            if shown:
+                columns.append(f"coalesce({a}.body, '[]'::json) AS {ident(emb.label)}")
             present = f"{a}.body"
         scope.embeds[emb.label] = present
         if emb.join == "inner":
