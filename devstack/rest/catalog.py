@@ -47,7 +47,15 @@ select c.oid, c.relkind::text as kind,
 
 _COLUMNS_SQL = f"""
 select a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type, {_CAST_TYPE} as cast_type,
-       {_CATEGORY}::text as category, not a.attnotnull as nullable, a.atthasdef as has_default
+       {_CATEGORY}::text as category, not a.attnotnull as nullable, a.atthasdef as has_default,
+       case when a.attgenerated <> '' then null
+            when a.attidentity <> '' then 'nextval(' || quote_literal(pg_get_serial_sequence(
+                 format('%I.%I', (select n.nspname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                                   where c.oid = a.attrelid), (select relname from pg_class where oid = a.attrelid)),
+                 a.attname)) || '::regclass)'
+            else (select pg_get_expr(d.adbin, d.adrelid) from pg_attrdef d
+                   where d.adrelid = a.attrelid and d.adnum = a.attnum) end as default_expr,
+       a.attgenerated <> '' as generated
   from pg_attribute a join pg_type t on t.oid = a.atttypid
  where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped
  order by a.attnum
@@ -154,6 +162,9 @@ class Column:
     category: str
     nullable: bool = True
     has_default: bool = False
+    #: the default expression as the server prints it (schema-qualified), for `Prefer: missing=default`
+    default_expr: str | None = None
+    generated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +388,8 @@ def _column(row: asyncpg.Record) -> Column:
         category=row["category"],
         nullable=row["nullable"],
         has_default=row["has_default"],
+        default_expr=row["default_expr"],
+        generated=bool(row["generated"]),
     )
 
 

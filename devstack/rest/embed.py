@@ -83,13 +83,18 @@ async def find_relationship(
     found: list[tuple[Relationship, Relation]] = []
     if target is not None:
         for fk in fks:
-            hinted = embed.hint is None or _hint_matches(embed.hint, fk)
             self_ref = (parent.schema, parent.name) == (target.schema, target.name)
-            # a table embedding itself by name means its children (one-to-many); its parent is reached by the
-            # foreign key column or constraint name, as in PostgREST
-            m2o_ok = not self_ref or embed.hint is not None
-            if m2o_ok and hinted and fk.src == (parent.schema, parent.name) and fk.dst == (target.schema, target.name):
-                card: Cardinality = "o2o" if fk.unique else "m2o"
+            if self_ref:
+                # a table embedding itself by name means its children (one-to-many), hinted by the foreign key
+                # column only; its parent is reached by naming the foreign key column (`parent_id(*)`)
+                hinted = embed.hint is None or (len(fk.columns) == 1 and embed.hint == fk.columns[0])
+                if hinted and fk.src == fk.dst == (parent.schema, parent.name):
+                    card: Cardinality = "o2o" if fk.unique else "o2m"
+                    found.append((Relationship(card, _pairs(fk, False), constraint=fk.name), target))
+                continue
+            hinted = embed.hint is None or _hint_matches(embed.hint, fk)
+            if hinted and fk.src == (parent.schema, parent.name) and fk.dst == (target.schema, target.name):
+                card = "o2o" if fk.unique else "m2o"
                 found.append((Relationship(card, _pairs(fk, True), constraint=fk.name), target))
             if hinted and fk.dst == (parent.schema, parent.name) and fk.src == (target.schema, target.name):
                 card = "o2o" if fk.unique else "o2m"

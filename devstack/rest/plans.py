@@ -327,38 +327,13 @@ def _plan_insert(
         for col in conflict:
             if col not in rel.columns:
                 raise undefined_column(rel.name, col, rel.columns)
-    groups: list[tuple[tuple[int, int] | None, list[str]]] = [(None, columns)]
-    if req.prefs.missing_default:
-        groups = _present_key_groups(rows, columns)
-    statements = []
-    for rows_range, present in groups:
-        stmt = sql.insert(
-            rel, scope, present, rows=rows_range, conflict=conflict, resolution=resolution,
-            update_columns=columns, representation=req.prefs.representation, b=builder(), **shape,
-        )  # fmt: skip
-        stmt.params.values[0] = text
-        statements.append(stmt)
+    stmt = sql.insert(
+        rel, scope, columns, rows=None, missing_default=req.prefs.missing_default, conflict=conflict,
+        resolution=resolution, update_columns=columns, representation=req.prefs.representation, b=builder(), **shape,
+    )  # fmt: skip
+    stmt.params.values[0] = text
+    statements = [stmt]
     return Plan("insert", statements, readonly=False, request=req)
-
-
-def _present_key_groups(
-    rows: list[dict[str, Any]], columns: list[str]
-) -> list[tuple[tuple[int, int] | None, list[str]]]:
-    """With `missing=default`, consecutive rows sharing the same present keys are inserted by one statement that
-    leaves the absent columns out, so they get their real defaults; order is kept."""
-    groups: list[tuple[tuple[int, int] | None, list[str]]] = []
-    start, current = 1, None
-    for i, row in enumerate(rows, start=1):
-        present = [c for c in columns if c in row]
-        if present != current:
-            if current is not None:
-                groups.append(((start, i - 1), current))
-            start, current = i, present
-    if current is not None:
-        groups.append(((start, len(rows)), current))
-    if len(groups) == 1:
-        return [(None, groups[0][1])]
-    return groups
 
 
 _RAW_BODY_TYPES = {"text/plain": "text", "text/xml": "xml"}

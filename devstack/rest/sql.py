@@ -278,6 +278,7 @@ def insert(
     columns: Sequence[str],
     *,
     rows: tuple[int, int] | None,
+    missing_default: bool = False,
     conflict: Sequence[str],
     resolution: str | None,
     update_columns: Sequence[str],
@@ -299,9 +300,23 @@ def insert(
     else:
         payload = f"{payload}::json"
     source = f"json_populate_recordset(NULL::{target}, {payload}) pgrst_body"
+    order = ""
+    if missing_default:
+        # every row starts from the column defaults, evaluated once per row as PostgreSQL would (a serial
+        # advances even for a row that brings its own id), then takes the keys it has
+        defaults = ", ".join(
+            f"CAST(({c.default_expr}) AS {c.type})" if c.default_expr else f"CAST(NULL AS {c.type})"
+            for c in rel.columns.values()
+        )
+        source = (
+            f"json_array_elements({payload}) WITH ORDINALITY pgrst_e(elem, i) CROSS JOIN LATERAL "
+            f"json_populate_record(CAST(ROW({defaults}) AS {target}), pgrst_e.elem) pgrst_body"
+        )
+        order = " ORDER BY pgrst_e.i"
     cols = ", ".join(ident(c) for c in columns)
+    sel = ", ".join(f"pgrst_body.{ident(c)}" for c in columns)
     mutation = (
-        f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {source}"
+        f"INSERT INTO {target} ({cols}) SELECT {sel} FROM {source}{order}"
         if columns
         else f"INSERT INTO {target} SELECT FROM {source}"
     )
