@@ -68,7 +68,11 @@ select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnames
 
 _FUNCTIONS_SQL = f"""
 select p.oid, p.provolatile::text as volatility, p.proretset as returns_set, p.pronargdefaults as n_defaults,
-       rt.typtype::text as ret_typtype, rt.typrelid as ret_relid, format_type(p.prorettype, null) as ret_type,
+       rt.typtype::text as ret_typtype, rt.typrelid as ret_relid,
+       (select array[rn.nspname::text, rc.relname::text] from pg_class rc
+          join pg_namespace rn on rn.oid = rc.relnamespace
+         where rc.oid = rt.typrelid and rc.relkind in ('r', 'v', 'm', 'f', 'p')) as ret_relation,
+       format_type(p.prorettype, null) as ret_type,
        p.prorettype = 'void'::regtype as returns_void, p.prorows = 1 as rows_one, p.provariadic <> 0 as variadic,
        coalesce(p.proargnames, '{{}}') as arg_names, coalesce(p.proargmodes::text[], '{{}}') as arg_modes,
        array(select format_type(u.x, null)
@@ -218,6 +222,10 @@ class Routine:
     fingerprint: str = ""
     #: `SETOF ... ROWS 1`: a computed relationship to one row
     rows_one: bool = False
+    #: callable through /rpc (no unnamed parameter, or a single unnamed json/jsonb/text/xml/bytea one)
+    callable: bool = True
+    #: the table or view whose row type the function returns (its results can embed like that relation's rows)
+    return_relation: tuple[str, str] | None = None
 
     @property
     def required(self) -> frozenset[str]:
@@ -424,8 +432,9 @@ async def _load_routines(conn: Conn, schema: str, name: str) -> list[Routine]:
             )
             for pos, i in enumerate(inputs)
         )
-        if any(not p.name for p in params) and not (len(params) == 1 and params[0].type in UNNAMED_BODY_TYPES):
-            continue  # unnamed parameters cannot be passed by name: not callable through the API
+        # unnamed parameters cannot be passed by name: such a function is not callable through /rpc (it can
+        # still be a computed field or relationship taking a row)
+        callable_ = not any(not p.name for p in params) or (len(params) == 1 and params[0].type in UNNAMED_BODY_TYPES)
         columns: dict[str, Column] = {}
         shape: Literal["void", "scalar", "composite"] = "scalar"
         if row["returns_void"]:
@@ -453,6 +462,8 @@ async def _load_routines(conn: Conn, schema: str, name: str) -> list[Routine]:
                 variadic=row["variadic"],
                 fingerprint=fingerprint,
                 rows_one=bool(row["rows_one"]),
+                callable=callable_,
+                return_relation=tuple(row["ret_relation"]) if row["ret_relation"] else None,
             )
         )
     return routines

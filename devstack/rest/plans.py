@@ -362,7 +362,7 @@ async def plan_rpc(req: RestRequest, conn: Conn, cache: SchemaCache, name: str) 
         raise RestError(405, "PGRST101", f"Cannot use the {req.method} method on RPC")
     if req.accept.csv:
         raise media_type_error(["text/csv"])
-    routines = await cache.routines(conn, req.schema, name)
+    routines = [r for r in await cache.routines(conn, req.schema, name) if r.callable]
     post = req.method == "POST"
     arg_names = frozenset() if post else frozenset(n for r in routines for n in r.names)
     qp = parse_query(req.pairs, name, req.schema, arg_names, strict=post)
@@ -405,13 +405,23 @@ async def plan_rpc(req: RestRequest, conn: Conn, cache: SchemaCache, name: str) 
         raise not_implemented("VARIADIC functions are not supported by the devstack emulator")
     text_body = _text(req.body) if post and req.body.strip() else "{}"
     named = [p.name for p in routine.params if p.name in keys] if post and not single else []
+    tree: tuple[Node, sql.TreeBuilder] | None = None
+    select: list[SelectItem] = []
+    casts: dict[str, str] = {}
+    target = await cache.relation(conn, *routine.return_relation) if routine.return_relation else None
+    if target is not None and routine.shape == "composite":
+        node, casts = await _tree(req, conn, cache, target, qp)
+        tree = (node, sql.TreeBuilder(sql.Params(), casts, qp.sub))
+    else:
+        select = _rpc_items(qp.select)
+        casts = await _casts(conn, cache, _item_casts(qp.select))
     stmt = sql.call(
         routine,
         json_args=named,
         text_args=None if post else qp.rpc_args,
         single_body=single,
         body=text_body,
-        select=_rpc_items(qp.select),
+        select=select,
         conditions=qp.conditions,
         order=qp.order,
         limit=_cap(qp.limit, req.settings.max_rows),
@@ -419,7 +429,8 @@ async def plan_rpc(req: RestRequest, conn: Conn, cache: SchemaCache, name: str) 
         count=req.prefs.counting,
         singular=req.accept.singular,
         strip_nulls=req.accept.strip_nulls,
-        casts=await _casts(conn, cache, _item_casts(qp.select)),
+        casts=casts,
+        tree=tree,
     )
     readonly = not post or routine.volatility in ("s", "i")
     check = SchemaCheck("fn", routine.schema, routine.name, routine.fingerprint)

@@ -399,10 +399,12 @@ def call(
     singular: bool,
     strip_nulls: bool,
     casts: dict[str, str],
+    tree: tuple[Node, TreeBuilder] | None = None,
 ) -> Statement:
     """A function call; arguments come from the JSON body by name (`json_args`), from the query string
-    (`text_args`), or the whole body goes to a single unnamed json/jsonb parameter (`single_body`)."""
-    params = Params()
+    (`text_args`), or the whole body goes to a single unnamed json/jsonb parameter (`single_body`). With `tree`,
+    a function returning a table's rows is selected from like that table (embeds, computed fields)."""
+    params = tree[1].params if tree is not None else Params()
     fn = qualified(routine.schema, routine.name)
     types = {p.name: p.cast_type for p in routine.params}
     args_from = ""
@@ -426,6 +428,13 @@ def call(
     if routine.shape == "scalar":
         inner = f"SELECT {invocation} AS pgrst_scalar" + (f" FROM {args_from}" if args_from else "")
         value = "pgrst_t.pgrst_scalar"
+        single = singular or not routine.returns_set
+    elif tree is not None:
+        source = f"{args_from} CROSS JOIN LATERAL {invocation} {CALL}" if args_from else f"{invocation} {CALL}"
+        inner = render_level(
+            tree[1], tree[0], (), source=source, qualifier=CALL, row_expr=CALL, conditions=conditions, order=order
+        )
+        value = "pgrst_t"
         single = singular or not routine.returns_set
     else:
         scope = Scope(CALL, routine.name, routine.columns, casts)
