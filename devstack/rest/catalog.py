@@ -115,9 +115,16 @@ select coalesce((select lower(substr(kv, strpos(kv, '=') + 1)) in ('true', 'on',
                   order by s.setdatabase desc limit 1), false)
 """
 
+# names of the functions callable through /rpc (see `Routine.callable`), for "perhaps you meant" hints
 _FUNCTION_NAMES_SQL = """
 select distinct p.proname::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
  where n.nspname = $1 and p.prokind = 'f'
+   and (p.pronargs = 0
+        or not exists (select 1 from unnest(coalesce(p.proargnames, array_fill(''::text, array[p.pronargs])))
+                                     with ordinality a(name, i)
+                        where a.i <= p.pronargs and a.name = '')
+        or (p.pronargs = 1 and p.proargtypes[0] in ('json'::regtype, 'jsonb'::regtype, 'text'::regtype,
+                                                   'xml'::regtype, 'bytea'::regtype)))
 """
 
 _ROLE_SETTINGS_SQL = """

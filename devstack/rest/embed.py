@@ -116,7 +116,7 @@ async def find_relationship(
             if computed is not None:
                 found.append(computed)
     if not found:
-        raise no_relationship(parent.name, target_name, schema)
+        raise no_relationship(parent.name, target_name, schema, embed.hint)
     if len(found) > 1:
         raise ambiguous_relationship(parent.name, target_name, [r.constraint for r, _ in found])
     return found[0]

@@ -124,12 +124,13 @@ def _closest(word: str, candidates: Iterable[str], cutoff: float) -> str | None:
     return found[0] if found else None
 
 
-def no_relationship(parent: str, child: str, schema: str) -> RestError:
+def no_relationship(parent: str, child: str, schema: str, hint: str | None = None) -> RestError:
+    using = f" using the hint '{hint}'" if hint else ""
     return RestError(
         400,
         "PGRST200",
         f"Could not find a relationship between '{parent}' and '{child}' in the schema cache",
-        details=f"Searched for a foreign key relationship between '{parent}' and '{child}' in the schema "
+        details=f"Searched for a foreign key relationship between '{parent}' and '{child}'{using} in the schema "
         f"'{schema}', but no matches were found.",
         schema_miss=True,
     )
