@@ -34,6 +34,8 @@ class Relationship:
     #: computed relationship: the function's schema and name
     function: tuple[str, str] | None = None
     constraint: str = ""
+    #: PostgREST's description of the relationship, listed when an embed is ambiguous (PGRST201)
+    detail: str = ""
 
     @property
     def to_one(self) -> bool:
@@ -67,6 +69,24 @@ def _pairs(fk: ForeignKey, parent_is_source: bool) -> tuple[tuple[str, str], ...
     return tuple(zip(fk.ref_columns, fk.columns, strict=True))
 
 
+_CARDINALITY = {
+    "m2o": "many-to-one", "o2m": "one-to-many", "o2o": "one-to-one", "m2m": "many-to-many",
+    "fn_one": "many-to-one", "fn_many": "one-to-many",
+}  # fmt: skip
+
+
+def _fk_detail(fk: ForeignKey) -> str:
+    return f"{fk.name} using {fk.src[1]}({', '.join(fk.columns)}) and {fk.dst[1]}({', '.join(fk.ref_columns)})"
+
+
+def _direct(card: Cardinality, fk: ForeignKey, parent_is_source: bool) -> Relationship:
+    """`detail` names the parent side first, as PostgREST lists it."""
+    src = f"{fk.src[1]}({', '.join(fk.columns)})"
+    dst = f"{fk.dst[1]}({', '.join(fk.ref_columns)})"
+    sides = f"{src} and {dst}" if parent_is_source else f"{dst} and {src}"
+    return Relationship(card, _pairs(fk, parent_is_source), constraint=fk.name, detail=f"{fk.name} using {sides}")
+
+
 def _hint_matches(hint: str, fk: ForeignKey) -> bool:
     if hint == fk.name:
         return True
@@ -90,15 +110,15 @@ async def find_relationship(
                 hinted = embed.hint is None or (len(fk.columns) == 1 and embed.hint == fk.columns[0])
                 if hinted and fk.src == fk.dst == (parent.schema, parent.name):
                     card: Cardinality = "o2o" if fk.unique else "o2m"
-                    found.append((Relationship(card, _pairs(fk, False), constraint=fk.name), target))
+                    found.append((_direct(card, fk, False), target))
                 continue
             hinted = embed.hint is None or _hint_matches(embed.hint, fk)
             if hinted and fk.src == (parent.schema, parent.name) and fk.dst == (target.schema, target.name):
                 card = "o2o" if fk.unique else "m2o"
-                found.append((Relationship(card, _pairs(fk, True), constraint=fk.name), target))
+                found.append((_direct(card, fk, True), target))
             if hinted and fk.dst == (parent.schema, parent.name) and fk.src == (target.schema, target.name):
                 card = "o2o" if fk.unique else "o2m"
-                found.append((Relationship(card, _pairs(fk, False), constraint=fk.name), target))
+                found.append((_direct(card, fk, False), target))
         if not found:
             found = await _many_to_many(conn, cache, parent, target, embed.hint, fks)
     else:
@@ -110,7 +130,7 @@ async def find_relationship(
                 dst = await cache.relation(conn, fk.dst[0], fk.dst[1])
                 if dst is not None and (embed.hint is None or embed.hint == dst.name):
                     card = "o2o" if fk.unique else "m2o"
-                    found.append((Relationship(card, _pairs(fk, True), constraint=fk.name), dst))
+                    found.append((_direct(card, fk, True), dst))
         if not found:
             computed = await _computed_relationship(conn, cache, parent, embed)
             if computed is not None:
@@ -118,7 +138,16 @@ async def find_relationship(
     if not found:
         raise no_relationship(parent.name, target_name, schema, embed.hint)
     if len(found) > 1:
-        raise ambiguous_relationship(parent.name, target_name, [r.constraint for r, _ in found])
+        raise ambiguous_relationship(
+            parent.name,
+            target_name,
+            [
+                {"cardinality": _CARDINALITY[r.cardinality], "embedding": f"{parent.name} with {t.name}",
+                 "relationship": r.detail or r.constraint}
+                for r, t in found
+            ],
+            [r.constraint for r, _ in found],
+        )  # fmt: skip
     return found[0]
 
 
@@ -150,7 +179,8 @@ async def _many_to_many(
                             junction=junction,
                             junction_parent=tuple(zip(kp.columns, kp.ref_columns, strict=True)),
                             junction_target=tuple(zip(kt.columns, kt.ref_columns, strict=True)),
-                            constraint=f"{kp.name}, {kt.name}",
+                            constraint=src[1],
+                            detail=f"{src[1]} using {_fk_detail(kp)} and {_fk_detail(kt)}",
                         ),
                         target,
                     )

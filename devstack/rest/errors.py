@@ -136,13 +136,15 @@ def no_relationship(parent: str, child: str, schema: str, hint: str | None = Non
     )
 
 
-def ambiguous_relationship(parent: str, child: str, candidates: Iterable[str]) -> RestError:
+def ambiguous_relationship(parent: str, child: str, details: list[dict[str, str]], hints: Iterable[str]) -> RestError:
+    options = ", ".join(f"'{child}!{h}'" for h in hints)
     return RestError(
         300,
         "PGRST201",
         f"Could not embed because more than one relationship was found for '{parent}' and '{child}'",
-        details=[{"relationship": c} for c in candidates],
-        hint=f"Try changing '{child}' to one of the relationships listed above, e.g. '{child}!<relationship>'.",
+        details=details,
+        hint=f"Try changing '{child}' to one of the following: {options}. Find the desired relationship in the "
+        "'details' key.",
     )
 
 

@@ -409,6 +409,8 @@ async def plan_rpc(req: RestRequest, conn: Conn, cache: SchemaCache, name: str) 
     select: list[SelectItem] = []
     casts: dict[str, str] = {}
     target = await cache.relation(conn, *routine.return_relation) if routine.return_relation else None
+    if target is None and routine.shape == "composite" and routine.columns:  # OUT/TABLE columns: a row shape
+        target = Relation(routine.schema, routine.name, "f", routine.columns, ())
     if target is not None and routine.shape == "composite":
         node, casts = await _tree(req, conn, cache, target, qp)
         tree = (node, sql.TreeBuilder(sql.Params(), casts, qp.sub))

@@ -22,6 +22,7 @@ async def geo(devstack: StackHandle) -> AsyncIterator[SimpleNamespace]:
     n = SimpleNamespace(
         country=f"{p}_country", city=f"{p}_city", capital=f"{p}_capital", lang=f"{p}_lang", spoken=f"{p}_spoken",
         person=f"{p}_person", label=f"{p}_label", big=f"{p}_big", fk_best=f"{p}_best_fk", fk_worst=f"{p}_worst_fk",
+        cities_of=f"{p}_cities_of",
     )  # fmt: skip
     conn = await asyncpg.connect(devstack.env.database_url)
     try:
@@ -49,6 +50,8 @@ async def geo(devstack: StackHandle) -> AsyncIterator[SimpleNamespace]:
               $$ select c.name || ' (' || c.id || ')' $$;
             create function public.{n.big}(c public.{n.country}) returns setof public.{n.city}
               language sql stable as $$ select * from public.{n.city} where country_id = c.id and id % 2 = 1 $$;
+            create function public.{n.cities_of}(cid int) returns setof public.{n.city} language sql stable as
+              $$ select * from public.{n.city} where country_id = cid order by id $$;
             grant select on public.{n.country}, public.{n.city}, public.{n.capital}, public.{n.lang},
               public.{n.spoken}, public.{n.person} to anon, authenticated, service_role;
             grant insert on public.{n.city} to anon;
@@ -154,6 +157,17 @@ async def test_computed_fields_and_computed_relationships(devstack: StackHandle,
     assert rows == [{"id": 2, geo.label: "Spain (2)"}]
     rows = await select(devstack, geo.country, f"name,{geo.big}(name)", id="eq.1")
     assert rows == [{"name": "France", geo.big: [{"name": "Paris"}, {"name": "Nice"}]}]
+
+
+async def test_function_results_embed_like_their_table(devstack: StackHandle, geo: SimpleNamespace) -> None:
+    r = await raw(
+        devstack.env, "POST", f"/rpc/{geo.cities_of}", json={"cid": 2},
+        params={"select": f"name,{geo.country}(name,{geo.label})", "name": "like.S*"},
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json() == [{"name": "Seville", geo.country: {"name": "Spain", geo.label: "Spain (2)"}}]
+    r = await raw(devstack.env, "POST", f"/rpc/{geo.cities_of}", json={"cid": 2}, params={"name": "Madrid"})
+    assert r.status_code == 400 and r.json()["code"] == "PGRST100"  # an unknown filter on POST RPC too
 
 
 async def test_insert_returns_the_embedded_resources(devstack: StackHandle, geo: SimpleNamespace) -> None:
