@@ -107,6 +107,22 @@ select c.conname::text as name, sn.nspname::text as src_schema, sc.relname::text
  order by c.conname, c.oid
 """
 
+# Views (and materialized views) of the schema built on exactly one table: PostgREST follows the table's foreign
+# keys through such a view; here a view column carries a key when it has the base column's name.
+_VIEW_BASES_SQL = """
+select vn.nspname::text as view_schema, v.relname::text as view_name,
+       tn.nspname::text as base_schema, t.relname::text as base_name,
+       array(select a.attname::text from pg_attribute a
+              where a.attrelid = v.oid and a.attnum > 0 and not a.attisdropped) as columns
+  from pg_class v join pg_namespace vn on vn.oid = v.relnamespace
+ cross join lateral (select array_agg(distinct d.refobjid) as bases
+                       from pg_rewrite r join pg_depend d on d.objid = r.oid
+                      where r.ev_class = v.oid and d.classid = 'pg_rewrite'::regclass
+                        and d.refclassid = 'pg_class'::regclass and d.refobjid <> v.oid) b
+  join pg_class t on t.oid = b.bases[1] join pg_namespace tn on tn.oid = t.relnamespace
+ where v.relkind in ('v', 'm') and vn.nspname = $1 and cardinality(b.bases) = 1 and t.relkind in ('r', 'p')
+"""
+
 _AGGREGATES_SQL = """
 select coalesce((select lower(substr(kv, strpos(kv, '=') + 1)) in ('true', 'on', '1')
                    from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
@@ -340,6 +356,8 @@ class SchemaCache:
                 )
                 for r in rows
             ]
+            views = await _in_catalog_tx(conn, _fetch, _VIEW_BASES_SQL, schema)
+            cached += _through_views(cached, views)
             self._entries[key] = _Entry(cached, time.monotonic() + min(self.ttl, 5.0))
         return cached
 
@@ -384,6 +402,19 @@ async def _in_catalog_tx(conn: Conn, loader: Any, *args: Any) -> Any:
     async with conn.transaction(readonly=True):
         await conn.execute("select set_config('search_path', 'pg_catalog', true)")
         return await loader(conn, *args)
+
+
+def _through_views(fks: list[ForeignKey], views: list[asyncpg.Record]) -> list[ForeignKey]:
+    """The base table's foreign keys seen through each single-table view (see `_VIEW_BASES_SQL`)."""
+    extra: list[ForeignKey] = []
+    for v in views:
+        view, base, cols = (v["view_schema"], v["view_name"]), (v["base_schema"], v["base_name"]), set(v["columns"])
+        for fk in fks:
+            if fk.src == base and set(fk.columns) <= cols:
+                extra.append(ForeignKey(fk.name, view, fk.dst, fk.columns, fk.ref_columns, fk.unique))
+            if fk.dst == base and set(fk.ref_columns) <= cols and fk.src != base:
+                extra.append(ForeignKey(fk.name, fk.src, view, fk.columns, fk.ref_columns, fk.unique))
+    return extra
 
 
 async def _fetch(conn: Conn, query: str, *args: Any) -> list[asyncpg.Record]:

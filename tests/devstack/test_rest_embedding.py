@@ -22,7 +22,7 @@ async def geo(devstack: StackHandle) -> AsyncIterator[SimpleNamespace]:
     n = SimpleNamespace(
         country=f"{p}_country", city=f"{p}_city", capital=f"{p}_capital", lang=f"{p}_lang", spoken=f"{p}_spoken",
         person=f"{p}_person", label=f"{p}_label", big=f"{p}_big", fk_best=f"{p}_best_fk", fk_worst=f"{p}_worst_fk",
-        cities_of=f"{p}_cities_of",
+        cities_of=f"{p}_cities_of", view=f"{p}_big_cities",
     )  # fmt: skip
     conn = await asyncpg.connect(devstack.env.database_url)
     try:
@@ -52,6 +52,8 @@ async def geo(devstack: StackHandle) -> AsyncIterator[SimpleNamespace]:
               language sql stable as $$ select * from public.{n.city} where country_id = c.id and id % 2 = 1 $$;
             create function public.{n.cities_of}(cid int) returns setof public.{n.city} language sql stable as
               $$ select * from public.{n.city} where country_id = cid order by id $$;
+            create view public.{n.view} as select id, name, country_id from public.{n.city} where id % 2 = 1;
+            grant select on public.{n.view} to anon;
             grant select on public.{n.country}, public.{n.city}, public.{n.capital}, public.{n.lang},
               public.{n.spoken}, public.{n.person} to anon, authenticated, service_role;
             grant insert on public.{n.city} to anon;
@@ -60,7 +62,7 @@ async def geo(devstack: StackHandle) -> AsyncIterator[SimpleNamespace]:
         yield n
     finally:
         await conn.execute(
-            f"drop table if exists public.{n.spoken}, public.{n.lang}, public.{n.capital}, public.{n.city}, "
+            f"drop view if exists public.{n.view}; drop table if exists public.{n.spoken}, public.{n.lang}, public.{n.capital}, public.{n.city}, "
             f"public.{n.person}, public.{n.country} cascade"
         )
         await conn.close()
@@ -168,6 +170,17 @@ async def test_function_results_embed_like_their_table(devstack: StackHandle, ge
     assert r.json() == [{"name": "Seville", geo.country: {"name": "Spain", geo.label: "Spain (2)"}}]
     r = await raw(devstack.env, "POST", f"/rpc/{geo.cities_of}", json={"cid": 2}, params={"name": "Madrid"})
     assert r.status_code == 400 and r.json()["code"] == "PGRST100"  # an unknown filter on POST RPC too
+
+
+async def test_relationships_through_a_view_of_one_table(devstack: StackHandle, geo: SimpleNamespace) -> None:
+    rows = await select(devstack, geo.view, f"name,{geo.country}(name)", order="id")
+    assert rows == [
+        {"name": "Paris", geo.country: {"name": "France"}},
+        {"name": "Nice", geo.country: {"name": "France"}},
+        {"name": "Seville", geo.country: {"name": "Spain"}},
+    ]
+    rows = await select(devstack, geo.country, f"name,{geo.view}(name)", id="eq.2")
+    assert rows == [{"name": "Spain", geo.view: [{"name": "Seville"}]}]
 
 
 async def test_insert_returns_the_embedded_resources(devstack: StackHandle, geo: SimpleNamespace) -> None:
