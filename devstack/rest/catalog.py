@@ -217,6 +217,8 @@ class ForeignKey:
     ref_columns: tuple[str, ...]
     #: the referencing columns are unique: a one-to-one relationship
     unique: bool
+    #: a base table's key seen through a view (see `_through_views`)
+    via_view: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,9 +413,9 @@ def _through_views(fks: list[ForeignKey], views: list[asyncpg.Record]) -> list[F
         view, base, cols = (v["view_schema"], v["view_name"]), (v["base_schema"], v["base_name"]), set(v["columns"])
         for fk in fks:
             if fk.src == base and set(fk.columns) <= cols:
-                extra.append(ForeignKey(fk.name, view, fk.dst, fk.columns, fk.ref_columns, fk.unique))
+                extra.append(ForeignKey(fk.name, view, fk.dst, fk.columns, fk.ref_columns, fk.unique, True))
             if fk.dst == base and set(fk.ref_columns) <= cols and fk.src != base:
-                extra.append(ForeignKey(fk.name, fk.src, view, fk.columns, fk.ref_columns, fk.unique))
+                extra.append(ForeignKey(fk.name, fk.src, view, fk.columns, fk.ref_columns, fk.unique, True))
     return extra
 
 

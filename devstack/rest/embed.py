@@ -122,8 +122,11 @@ async def find_relationship(
         if not found:
             found = await _many_to_many(conn, cache, parent, target, embed.hint, fks)
     else:
-        # `select=fk_column(...)` or `select=constraint_name(...)`: the many-to-one along that key
+        # `select=fk_column(...)` or `select=constraint_name(...)`: the many-to-one along that key (to the table
+        # itself rather than to views of it)
         for fk in fks:
+            if fk.via_view and parent.kind not in ("v", "m"):
+                continue
             if fk.src != (parent.schema, parent.name):
                 continue
             if target_name == fk.name or (len(fk.columns) == 1 and target_name == fk.columns[0]):

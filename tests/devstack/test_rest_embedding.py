@@ -62,8 +62,8 @@ async def geo(devstack: StackHandle) -> AsyncIterator[SimpleNamespace]:
         yield n
     finally:
         await conn.execute(
-            f"drop view if exists public.{n.view}; drop table if exists public.{n.spoken}, public.{n.lang}, public.{n.capital}, public.{n.city}, "
-            f"public.{n.person}, public.{n.country} cascade"
+            f"drop view if exists public.{n.view}; drop table if exists public.{n.spoken}, public.{n.lang}, "
+            f"public.{n.capital}, public.{n.city}, public.{n.person}, public.{n.country} cascade"
         )
         await conn.close()
 
