@@ -71,6 +71,8 @@ class Plan:
     inserted: int = 0
     #: CSV output: the header line prepended to the rows
     csv_header: str | None = None
+    #: a function returning one value or row (not a set): no result is `null`, not `[]`
+    single_result: bool = False
 
     async def run(self, conn: Conn) -> Outcome:
         total: int | None = None
@@ -134,7 +136,7 @@ class Plan:
         if self.csv_header is not None:
             body = self.csv_header + "\n" + "".join(bodies)
             return Outcome(status, b"" if req.method == "HEAD" else body.encode(), headers)
-        body = _merge(bodies, req.accept.singular)
+        body = _merge(bodies, req.accept.singular or self.single_result)
         return Outcome(status, b"" if req.method == "HEAD" else body.encode(), headers)
 
 
@@ -437,5 +439,6 @@ async def plan_rpc(req: RestRequest, conn: Conn, cache: SchemaCache, name: str) 
     readonly = not post or routine.volatility in ("s", "i")
     check = SchemaCheck("fn", routine.schema, routine.name, routine.fingerprint)
     return Plan(
-        "call", [stmt], readonly=readonly, request=req, offset=qp.offset, void=routine.shape == "void", checks=[check]
-    )
+        "call", [stmt], readonly=readonly, request=req, offset=qp.offset, void=routine.shape == "void", checks=[check],
+        single_result=not routine.returns_set,
+    )  # fmt: skip

@@ -22,7 +22,7 @@ async def geo(devstack: StackHandle) -> AsyncIterator[SimpleNamespace]:
     n = SimpleNamespace(
         country=f"{p}_country", city=f"{p}_city", capital=f"{p}_capital", lang=f"{p}_lang", spoken=f"{p}_spoken",
         person=f"{p}_person", label=f"{p}_label", big=f"{p}_big", fk_best=f"{p}_best_fk", fk_worst=f"{p}_worst_fk",
-        cities_of=f"{p}_cities_of", view=f"{p}_big_cities",
+        cities_of=f"{p}_cities_of", view=f"{p}_big_cities", city_by_id=f"{p}_city_by_id",
     )  # fmt: skip
     conn = await asyncpg.connect(devstack.env.database_url)
     try:
@@ -52,6 +52,8 @@ async def geo(devstack: StackHandle) -> AsyncIterator[SimpleNamespace]:
               language sql stable as $$ select * from public.{n.city} where country_id = c.id and id % 2 = 1 $$;
             create function public.{n.cities_of}(cid int) returns setof public.{n.city} language sql stable as
               $$ select * from public.{n.city} where country_id = cid order by id $$;
+            create function public.{n.city_by_id}(i int) returns public.{n.city} language sql stable as
+              $$ select * from public.{n.city} where id = i $$;
             create view public.{n.view} as select id, name, country_id from public.{n.city} where id % 2 = 1;
             grant select on public.{n.view} to anon;
             grant select on public.{n.country}, public.{n.city}, public.{n.capital}, public.{n.lang},
@@ -168,6 +170,13 @@ async def test_function_results_embed_like_their_table(devstack: StackHandle, ge
     )  # fmt: skip
     assert r.status_code == 200, r.text
     assert r.json() == [{"name": "Seville", geo.country: {"name": "Spain", geo.label: "Spain (2)"}}]
+    # one row (not SETOF): an object, and `null` when a filter removes it
+    r = await raw(
+        devstack.env, "POST", f"/rpc/{geo.city_by_id}", json={"i": 4}, params={"select": f"name,{geo.country}(name)"}
+    )
+    assert r.status_code == 200 and r.json() == {"name": "Madrid", geo.country: {"name": "Spain"}}
+    r = await raw(devstack.env, "POST", f"/rpc/{geo.city_by_id}", json={"i": 4}, params={"name": "eq.nope"})
+    assert r.status_code == 200 and r.json() is None
     r = await raw(devstack.env, "POST", f"/rpc/{geo.cities_of}", json={"cid": 2}, params={"name": "Madrid"})
     assert r.status_code == 400 and r.json()["code"] == "PGRST100"  # an unknown filter on POST RPC too
 
