@@ -123,9 +123,14 @@ async def find_relationship(
             found = await _many_to_many(conn, cache, parent, target, embed.hint, fks)
     else:
         # `select=fk_column(...)` or `select=constraint_name(...)`: the many-to-one along that key (to the table
-        # itself rather than to views of it)
+        # itself rather than to views of it); from the referenced side, `constraint_name(...)` is the one-to-many
         for fk in fks:
             if fk.via_view and parent.kind not in ("v", "m"):
+                continue
+            if fk.dst == (parent.schema, parent.name) and fk.src != fk.dst and target_name == fk.name:
+                src = await cache.relation(conn, fk.src[0], fk.src[1])
+                if src is not None and (embed.hint is None or embed.hint == src.name):
+                    found.append((_direct("o2o" if fk.unique else "o2m", fk, False), src))
                 continue
             if fk.src != (parent.schema, parent.name):
                 continue

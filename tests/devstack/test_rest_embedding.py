@@ -140,6 +140,9 @@ async def test_hints_aliases_and_ambiguity(devstack: StackHandle, geo: SimpleNam
     ]
     fans = await select(devstack, geo.person, f"name,fans:{geo.person}!best_id(name)", id="eq.1")
     assert fans == [{"name": "Ann", "fans": [{"name": "Bob"}, {"name": "Cy"}]}]
+    # a constraint name embeds from either side: one-to-many from the referenced table
+    cities = await select(devstack, geo.country, f"name,c:{geo.city}_country_id_fkey(name)", id="eq.2")
+    assert cities == [{"name": "Spain", "c": [{"name": "Madrid"}, {"name": "Seville"}]}]
     r = await raw(devstack.env, "GET", f"/{geo.person}", params={"select": f"name,{geo.person}(name)"})
     assert r.status_code == 300 and r.json()["code"] == "PGRST201"
     # as in PostgREST, a self-reference is hinted by its column, not by its constraint name
