@@ -212,14 +212,18 @@ async def _computed_relationship(
     return None
 
 
-async def resolve(conn: Conn, cache: SchemaCache, relation: Relation, items: tuple[Item, ...]) -> Node:
+async def resolve(
+    conn: Conn, cache: SchemaCache, relation: Relation, items: tuple[Item, ...], label: str | None = None
+) -> Node:
+    """`label`: how errors name this level (PostgREST aliases an embedded table as `<name>_1`)."""
     node = Node(relation)
     for item in items:
         if isinstance(item, Embed):
             rel, target = await find_relationship(conn, cache, relation, item)
             if item.spread and not rel.to_one and item.join == "inner":
                 raise RestError(400, "PGRST100", "A spread relation cannot use !inner on a to-many relationship")
-            node.children.append(Child(item, rel, await resolve(conn, cache, target, item.items)))
+            child = await resolve(conn, cache, target, item.items, f"{target.name}_1")
+            node.children.append(Child(item, rel, child))
             continue
         name = item.field.name
         if name == "count" and not item.field.path and item.aggregate is None and "count" not in relation.columns:
@@ -229,7 +233,7 @@ async def resolve(conn: Conn, cache: SchemaCache, relation: Relation, items: tup
             continue
         fn = await computed_field(conn, cache, relation, name)
         if fn is None:
-            raise undefined_column(relation.name, name, relation.columns)
+            raise undefined_column(label or relation.name, name, relation.columns)
         node.computed[name] = fn
         node.items.append(item)
     return node

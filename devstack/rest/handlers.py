@@ -91,6 +91,7 @@ async def _serve(request: Request[Any, Any, Any], path: str, planner: Planner) -
             prefs=prefs,
             accept=parse_accept(_first(headers, "accept")),
             content_type=header_map.get("content-type"),
+            range_header=header_map.get("range"),
             settings=settings,
         )
         info = RequestInfo(method=method, path=path, headers=headers, timezone=prefs.timezone)

@@ -6,6 +6,7 @@ role and request settings are in place (see `handlers`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -48,6 +49,8 @@ class RestRequest:
     accept: Accept
     content_type: str | None
     settings: RestSettings
+    #: the `Range: first-last` request header (reads)
+    range_header: str | None = None
 
 
 @dataclass
@@ -259,6 +262,7 @@ async def _plan_relation(req: RestRequest, conn: Conn, cache: SchemaCache, rel: 
         "strip_nulls": req.accept.strip_nulls,
     }
     if req.method in ("GET", "HEAD"):
+        _apply_range_header(qp, req.range_header)
         limit = _cap(qp.limit, req.settings.max_rows)
         stmt = sql.read(
             rel, node, builder(), qp.conditions, qp.order, limit, qp.offset,
@@ -336,6 +340,23 @@ def _plan_insert(
     stmt.params.values[0] = text
     statements = [stmt]
     return Plan("insert", statements, readonly=False, request=req)
+
+
+_RANGE = re.compile(r"^\s*(\d+)-(\d*)\s*$")
+
+
+def _apply_range_header(qp: QueryParams, header: str | None) -> None:
+    """`Range: 0-9` (PostgREST's Range-Unit: items) narrows `offset`/`limit`, intersected with them."""
+    match = _RANGE.match(header or "")
+    if match is None:
+        return  # no header, or one PostgREST does not read as an item range
+    first, last = int(match.group(1)), int(match.group(2)) if match.group(2) else None
+    if last is not None and last < first:
+        raise invalid_range("The lower boundary must be lower than or equal to the upper boundary in the Range header.")
+    start = max(first, qp.offset)
+    ends = [e for e in (last, qp.offset + qp.limit - 1 if qp.limit is not None else None) if e is not None]
+    qp.offset = start
+    qp.limit = max(min(ends) - start + 1, 0) if ends else None
 
 
 _RAW_BODY_TYPES = {"text/plain": "text", "text/xml": "xml"}
