@@ -314,7 +314,7 @@ class SchemaCache:
         entry = self._entries.get(key)
         if entry is None or entry.expires < time.monotonic():
             return None
-        if key[0] in ("rel", "fn"):
+        if key[0] in ("rel", "fn", "fk"):
             self.hits += 1
         return entry.value
 

@@ -233,3 +233,22 @@ async def test_embedding_through_supabase_py_errors_are_api_errors(devstack: Sta
     with pytest.raises(APIError) as err:
         await sb.table(geo.country).select("name, missing_table(name)").execute()
     assert err.value.code == "PGRST200"
+
+
+async def test_a_foreign_key_created_just_now_is_embeddable(devstack: StackHandle, geo: SimpleNamespace) -> None:
+    await select(devstack, geo.country, f"name,{geo.city}(name)")  # the relationships are cached now
+    a, b = unique("rest_new"), unique("rest_new")
+    conn = await asyncpg.connect(devstack.env.database_url)
+    try:
+        await conn.execute(
+            f"""
+            create table public.{a} (id int primary key);
+            create table public.{b} (id int primary key, a_id int references public.{a});
+            insert into public.{a} values (1); insert into public.{b} values (7, 1);
+            grant select on public.{a}, public.{b} to anon;
+            """
+        )
+        assert await select(devstack, a, f"id,{b}(id)") == [{"id": 1, b: [{"id": 7}]}]
+    finally:
+        await conn.execute(f"drop table if exists public.{b}, public.{a}")
+        await conn.close()
