@@ -30,7 +30,7 @@ class GatewayConfig:
     #: a role with REPLICATION for the logical slot the realtime emulator reads (`postgres` on Supabase-like DBs)
     replication_db_url: str
     keys: StackKeys = field(default_factory=StackKeys.defaults)
-    rest: RestSettings = field(default_factory=RestSettings)
+    rest: RestSettings = field(default_factory=RestSettings.from_config)
     pool_min: int = 2
     pool_max: int = 20
 

@@ -47,7 +47,15 @@ select c.oid, c.relkind::text as kind,
 
 _COLUMNS_SQL = f"""
 select a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type, {_CAST_TYPE} as cast_type,
-       {_CATEGORY}::text as category, not a.attnotnull as nullable, a.atthasdef as has_default
+       {_CATEGORY}::text as category, not a.attnotnull as nullable, a.atthasdef as has_default,
+       case when a.attgenerated <> '' then null
+            when a.attidentity <> '' then 'nextval(' || quote_literal(pg_get_serial_sequence(
+                 format('%I.%I', (select n.nspname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                                   where c.oid = a.attrelid), (select relname from pg_class where oid = a.attrelid)),
+                 a.attname)) || '::regclass)'
+            else (select pg_get_expr(d.adbin, d.adrelid) from pg_attrdef d
+                   where d.adrelid = a.attrelid and d.adnum = a.attnum) end as default_expr,
+       a.attgenerated <> '' as generated
   from pg_attribute a join pg_type t on t.oid = a.atttypid
  where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped
  order by a.attnum
@@ -60,8 +68,12 @@ select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnames
 
 _FUNCTIONS_SQL = f"""
 select p.oid, p.provolatile::text as volatility, p.proretset as returns_set, p.pronargdefaults as n_defaults,
-       rt.typtype::text as ret_typtype, rt.typrelid as ret_relid, format_type(p.prorettype, null) as ret_type,
-       p.prorettype = 'void'::regtype as returns_void, p.provariadic <> 0 as variadic,
+       rt.typtype::text as ret_typtype, rt.typrelid as ret_relid,
+       (select array[rn.nspname::text, rc.relname::text] from pg_class rc
+          join pg_namespace rn on rn.oid = rc.relnamespace
+         where rc.oid = rt.typrelid and rc.relkind in ('r', 'v', 'm', 'f', 'p')) as ret_relation,
+       format_type(p.prorettype, null) as ret_type,
+       p.prorettype = 'void'::regtype as returns_void, p.prorows = 1 as rows_one, p.provariadic <> 0 as variadic,
        coalesce(p.proargnames, '{{}}') as arg_names, coalesce(p.proargmodes::text[], '{{}}') as arg_modes,
        array(select format_type(u.x, null)
                from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) with ordinality u(x, i)
@@ -78,9 +90,57 @@ select p.oid, p.provolatile::text as volatility, p.proretset as returns_set, p.p
  where n.nspname = $1 and p.proname = $2 and p.prokind = 'f'
 """
 
+_FOREIGN_KEYS_SQL = """
+select c.conname::text as name, sn.nspname::text as src_schema, sc.relname::text as src_table,
+       tn.nspname::text as dst_schema, tc.relname::text as dst_table,
+       array(select a.attname::text from unnest(c.conkey) with ordinality k(n, i)
+               join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.n order by k.i) as columns,
+       array(select a.attname::text from unnest(c.confkey) with ordinality k(n, i)
+               join pg_attribute a on a.attrelid = c.confrelid and a.attnum = k.n order by k.i) as ref_columns,
+       exists(select 1 from pg_index i
+               where i.indrelid = c.conrelid and i.indisunique and i.indpred is null
+                 and i.indkey::int2[] <@ c.conkey and cardinality(i.indkey::int2[]) > 0) as is_unique
+  from pg_constraint c
+  join pg_class sc on sc.oid = c.conrelid join pg_namespace sn on sn.oid = sc.relnamespace
+  join pg_class tc on tc.oid = c.confrelid join pg_namespace tn on tn.oid = tc.relnamespace
+ where c.contype = 'f' and (sn.nspname = $1 or tn.nspname = $1)
+ order by c.conname, c.oid
+"""
+
+# Views (and materialized views) of the schema built on exactly one table: PostgREST follows the table's foreign
+# keys through such a view; here a view column carries a key when it has the base column's name.
+_VIEW_BASES_SQL = """
+select vn.nspname::text as view_schema, v.relname::text as view_name,
+       tn.nspname::text as base_schema, t.relname::text as base_name,
+       array(select a.attname::text from pg_attribute a
+              where a.attrelid = v.oid and a.attnum > 0 and not a.attisdropped) as columns
+  from pg_class v join pg_namespace vn on vn.oid = v.relnamespace
+ cross join lateral (select array_agg(distinct d.refobjid) as bases
+                       from pg_rewrite r join pg_depend d on d.objid = r.oid
+                      where r.ev_class = v.oid and d.classid = 'pg_rewrite'::regclass
+                        and d.refclassid = 'pg_class'::regclass and d.refobjid <> v.oid) b
+  join pg_class t on t.oid = b.bases[1] join pg_namespace tn on tn.oid = t.relnamespace
+ where v.relkind in ('v', 'm') and vn.nspname = $1 and cardinality(b.bases) = 1 and t.relkind in ('r', 'p')
+"""
+
+_AGGREGATES_SQL = """
+select coalesce((select lower(substr(kv, strpos(kv, '=') + 1)) in ('true', 'on', '1')
+                   from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
+                  cross join lateral unnest(s.setconfig) kv
+                  where r.rolname = session_user and split_part(kv, '=', 1) = 'pgrst.db_aggregates_enabled'
+                  order by s.setdatabase desc limit 1), false)
+"""
+
+# names of the functions callable through /rpc (see `Routine.callable`), for "perhaps you meant" hints
 _FUNCTION_NAMES_SQL = """
 select distinct p.proname::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
  where n.nspname = $1 and p.prokind = 'f'
+   and (p.pronargs = 0
+        or not exists (select 1 from unnest(coalesce(p.proargnames, array_fill(''::text, array[p.pronargs])))
+                                     with ordinality a(name, i)
+                        where a.i <= p.pronargs and a.name = '')
+        or (p.pronargs = 1 and p.proargtypes[0] in ('json'::regtype, 'jsonb'::regtype, 'text'::regtype,
+                                                   'xml'::regtype, 'bytea'::regtype)))
 """
 
 _ROLE_SETTINGS_SQL = """
@@ -129,6 +189,9 @@ class Column:
     category: str
     nullable: bool = True
     has_default: bool = False
+    #: the default expression as the server prints it (schema-qualified), for `Prefer: missing=default`
+    default_expr: str | None = None
+    generated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +202,23 @@ class Relation:
     columns: dict[str, Column]
     pk: tuple[str, ...]
     fingerprint: str = ""
+
+
+#: the only types a function's single unnamed parameter may have to be callable (PostgREST's rule)
+UNNAMED_BODY_TYPES = ("json", "jsonb", "text", "xml", "bytea")
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignKey:
+    name: str
+    src: tuple[str, str]
+    dst: tuple[str, str]
+    columns: tuple[str, ...]
+    ref_columns: tuple[str, ...]
+    #: the referencing columns are unique: a one-to-one relationship
+    unique: bool
+    #: a base table's key seen through a view (see `_through_views`)
+    via_view: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +245,12 @@ class Routine:
     volatility: str
     variadic: bool
     fingerprint: str = ""
+    #: `SETOF ... ROWS 1`: a computed relationship to one row
+    rows_one: bool = False
+    #: callable through /rpc (no unnamed parameter, or a single unnamed json/jsonb/text/xml/bytea one)
+    callable: bool = True
+    #: the table or view whose row type the function returns (its results can embed like that relation's rows)
+    return_relation: tuple[str, str] | None = None
 
     @property
     def required(self) -> frozenset[str]:
@@ -177,6 +263,11 @@ class Routine:
     @property
     def single_unnamed_json(self) -> bool:
         return len(self.params) == 1 and self.params[0].name == "" and self.params[0].type in ("json", "jsonb")
+
+    @property
+    def single_unnamed(self) -> bool:
+        """One unnamed json/jsonb/text/xml/bytea parameter: it receives the whole request body."""
+        return len(self.params) == 1 and self.params[0].name == "" and self.params[0].type in UNNAMED_BODY_TYPES
 
     def signature(self) -> str:
         args = ", ".join(f"{p.name} => {p.type}" for p in self.params)
@@ -223,7 +314,7 @@ class SchemaCache:
         entry = self._entries.get(key)
         if entry is None or entry.expires < time.monotonic():
             return None
-        if key[0] in ("rel", "fn"):
+        if key[0] in ("rel", "fn", "fk"):
             self.hits += 1
         return entry.value
 
@@ -250,6 +341,36 @@ class SchemaCache:
             cached = await _in_catalog_tx(conn, _load_routines, schema, name)
             self._put(key, cached or None)
         return cached or []
+
+    async def foreign_keys(self, conn: Conn, schema: str) -> list[ForeignKey]:
+        key = ("fk", schema)
+        cached: list[ForeignKey] | None = self._get(key)
+        if cached is None:
+            rows = await _in_catalog_tx(conn, _fetch, _FOREIGN_KEYS_SQL, schema)
+            cached = [
+                ForeignKey(
+                    r["name"],
+                    (r["src_schema"], r["src_table"]),
+                    (r["dst_schema"], r["dst_table"]),
+                    tuple(r["columns"]),
+                    tuple(r["ref_columns"]),
+                    bool(r["is_unique"]),
+                )
+                for r in rows
+            ]
+            views = await _in_catalog_tx(conn, _fetch, _VIEW_BASES_SQL, schema)
+            cached += _through_views(cached, views)
+            self._entries[key] = _Entry(cached, time.monotonic() + min(self.ttl, 5.0))
+        return cached
+
+    async def aggregates_enabled(self, conn: Conn) -> bool:
+        """`pgrst.db_aggregates_enabled` set on the login role, as PostgREST reads its in-database config."""
+        key = ("agg",)
+        cached: bool | None = self._get(key)
+        if cached is None:
+            cached = bool(await conn.fetchval(_AGGREGATES_SQL))
+            self._entries[key] = _Entry(cached, time.monotonic() + min(self.ttl, 5.0))
+        return cached
 
     async def relation_names(self, conn: Conn, schema: str) -> list[str]:
         return [r[0] for r in await conn.fetch(_RELATION_NAMES_SQL, schema)]
@@ -285,6 +406,23 @@ async def _in_catalog_tx(conn: Conn, loader: Any, *args: Any) -> Any:
         return await loader(conn, *args)
 
 
+def _through_views(fks: list[ForeignKey], views: list[asyncpg.Record]) -> list[ForeignKey]:
+    """The base table's foreign keys seen through each single-table view (see `_VIEW_BASES_SQL`)."""
+    extra: list[ForeignKey] = []
+    for v in views:
+        view, base, cols = (v["view_schema"], v["view_name"]), (v["base_schema"], v["base_name"]), set(v["columns"])
+        for fk in fks:
+            if fk.src == base and set(fk.columns) <= cols:
+                extra.append(ForeignKey(fk.name, view, fk.dst, fk.columns, fk.ref_columns, fk.unique, True))
+            if fk.dst == base and set(fk.ref_columns) <= cols and fk.src != base:
+                extra.append(ForeignKey(fk.name, fk.src, view, fk.columns, fk.ref_columns, fk.unique, True))
+    return extra
+
+
+async def _fetch(conn: Conn, query: str, *args: Any) -> list[asyncpg.Record]:
+    return list(await conn.fetch(query, *args))
+
+
 async def _resolve_type(conn: Conn, name: str) -> str | None:
     value = await conn.fetchval(_RESOLVE_TYPE_SQL, name)
     return str(value) if value else None
@@ -298,6 +436,8 @@ def _column(row: asyncpg.Record) -> Column:
         category=row["category"],
         nullable=row["nullable"],
         has_default=row["has_default"],
+        default_expr=row["default_expr"],
+        generated=bool(row["generated"]),
     )
 
 
@@ -332,6 +472,9 @@ async def _load_routines(conn: Conn, schema: str, name: str) -> list[Routine]:
             )
             for pos, i in enumerate(inputs)
         )
+        # unnamed parameters cannot be passed by name: such a function is not callable through /rpc (it can
+        # still be a computed field or relationship taking a row)
+        callable_ = not any(not p.name for p in params) or (len(params) == 1 and params[0].type in UNNAMED_BODY_TYPES)
         columns: dict[str, Column] = {}
         shape: Literal["void", "scalar", "composite"] = "scalar"
         if row["returns_void"]:
@@ -358,6 +501,9 @@ async def _load_routines(conn: Conn, schema: str, name: str) -> list[Routine]:
                 volatility=row["volatility"],
                 variadic=row["variadic"],
                 fingerprint=fingerprint,
+                rows_one=bool(row["rows_one"]),
+                callable=callable_,
+                return_relation=tuple(row["ret_relation"]) if row["ret_relation"] else None,
             )
         )
     return routines

@@ -124,14 +124,32 @@ def _closest(word: str, candidates: Iterable[str], cutoff: float) -> str | None:
     return found[0] if found else None
 
 
-def no_relationship(parent: str, child: str, schema: str) -> RestError:
+def no_relationship(parent: str, child: str, schema: str, hint: str | None = None) -> RestError:
+    using = f" using the hint '{hint}'" if hint else ""
     return RestError(
         400,
         "PGRST200",
         f"Could not find a relationship between '{parent}' and '{child}' in the schema cache",
-        details=f"Searched for a foreign key relationship between '{parent}' and '{child}' in the schema "
-        f"'{schema}', but no matches were found. (The devstack emulator does not implement resource embedding.)",
+        details=f"Searched for a foreign key relationship between '{parent}' and '{child}'{using} in the schema "
+        f"'{schema}', but no matches were found.",
+        schema_miss=True,
     )
+
+
+def ambiguous_relationship(parent: str, child: str, details: list[dict[str, str]], hints: Iterable[str]) -> RestError:
+    options = ", ".join(f"'{child}!{h}'" for h in hints)
+    return RestError(
+        300,
+        "PGRST201",
+        f"Could not embed because more than one relationship was found for '{parent}' and '{child}'",
+        details=details,
+        hint=f"Try changing '{child}' to one of the following: {options}. Find the desired relationship in the "
+        "'details' key.",
+    )
+
+
+def aggregates_not_allowed() -> RestError:
+    return RestError(400, "PGRST123", "Use of aggregate functions is not allowed")
 
 
 def no_function(

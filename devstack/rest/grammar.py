@@ -17,6 +17,8 @@ OPERATORS = {
 FTS_OPERATORS = {
     "fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsquery", "wfts": "websearch_to_tsquery"
 }  # fmt: skip
+#: operators taking the `(any)` / `(all)` modifier with a `{a,b}` list
+QUANTIFIABLE = {"eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "match", "imatch"}
 IS_VALUES = {"null": "NULL", "true": "TRUE", "false": "FALSE", "unknown": "UNKNOWN"}
 RESERVED_ENDINGS = {"order", "limit", "offset", "and", "or"}
 
@@ -46,11 +48,36 @@ class Field:
 class SelectItem:
     field: Field
     alias: str | None = None
+    #: `col::type` (for an aggregate: the cast of its input, `col::int.sum()`)
     cast: str | None = None
+    #: `count()`, `col.sum()`, `col.avg()`, `col.min()`, `col.max()`, `col.count()`
+    aggregate: str | None = None
+    #: `col.sum()::int`: the cast of the aggregate's result
+    agg_cast: str | None = None
 
     @property
     def star(self) -> bool:
-        return self.field.name == "*" and not self.field.path
+        return self.field.name == "*" and not self.field.path and self.aggregate is None
+
+
+@dataclass(frozen=True, slots=True)
+class Embed:
+    """`alias:name!hint!inner(items)` or `...name(items)` in `select`: a related resource."""
+
+    name: str
+    items: tuple[SelectItem | Embed, ...]
+    alias: str | None = None
+    hint: str | None = None
+    join: Literal["inner", "left"] | None = None
+    spread: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.alias or self.name
+
+
+Item = SelectItem | Embed
+AGGREGATES = ("sum", "avg", "max", "min", "count")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +88,8 @@ class Filter:
     values: tuple[str, ...] = ()
     language: str | None = None
     negate: bool = False
+    #: `eq(any)` / `like(all)`: the value is a `{a,b}` list compared with ANY/ALL
+    quantifier: Literal["any", "all"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +107,8 @@ class OrderTerm:
     field: Field
     desc: bool = False
     nulls: Literal["first", "last"] | None = None
+    #: `order=rel(col)`: a column of an embedded to-one resource
+    relation: str | None = None
 
 
 class Scanner:

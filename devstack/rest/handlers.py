@@ -11,6 +11,7 @@ import asyncpg
 from litestar import Request, Response, Router, get, route
 from litestar.enums import HttpMethod
 
+from devstack.auth import http_bearer
 from devstack.rest import openapi
 from devstack.rest.catalog import Conn, SchemaCache, StaleSchema
 from devstack.rest.config import RestSettings
@@ -90,6 +91,7 @@ async def _serve(request: Request[Any, Any, Any], path: str, planner: Planner) -
             prefs=prefs,
             accept=parse_accept(_first(headers, "accept")),
             content_type=header_map.get("content-type"),
+            range_header=header_map.get("range"),
             settings=settings,
         )
         info = RequestInfo(method=method, path=path, headers=headers, timezone=prefs.timezone)
@@ -172,10 +174,12 @@ async def root_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
         gateway = _gateway(request)
         settings = _settings(gateway)
         headers = dict(_headers(request))
-        authenticate(headers, gateway.config.keys, settings.anon_role)
+        if http_bearer(headers, gateway.config.keys) is None:  # Kong's key check: the description needs a key
+            raise RestError(401, "PGRST302", "No API key found in request", hint="Send the apikey header.")
+        identity = authenticate(headers, gateway.config.keys, settings.anon_role)
         schema = pick_schema("GET", headers.get("accept-profile"), None, settings.schemas)
         async with gateway.pool.acquire() as conn:
-            body = await openapi.describe(conn, schema, host=headers.get("host", ""))
+            body = await openapi.describe(conn, schema, host=headers.get("host", ""), role=identity.role)
         return Response(content=body, status_code=200, media_type="application/openapi+json; charset=utf-8")
     except RestError as err:
         return _error(err)

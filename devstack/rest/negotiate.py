@@ -79,9 +79,13 @@ class Accept:
     singular: bool = False
     #: `;nulls=stripped`
     strip_nulls: bool = False
+    #: `Accept: text/csv`
+    csv: bool = False
 
     @property
     def content_type(self) -> str:
+        if self.csv:
+            return "text/csv; charset=utf-8"
         base = "application/vnd.pgrst.object+json" if self.singular else "application/json"
         return f"{base}; charset=utf-8"
 
@@ -104,6 +108,8 @@ def parse_accept(header: str | None) -> Accept:
             continue
         offered.append(media)
         stripped = any(p.replace(" ", "").lower() == "nulls=stripped" for p in params)
+        if media == "text/csv":
+            return Accept(csv=True)
         if media in _SINGULAR:
             return Accept(singular=True, strip_nulls=stripped)
         if media in _PLURAL:

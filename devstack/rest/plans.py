@@ -6,7 +6,8 @@ role and request settings are in place (see `handlers`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,21 +16,25 @@ import msgspec
 from devstack.rest import sql
 from devstack.rest.catalog import Conn, Relation, Routine, SchemaCache, SchemaCheck
 from devstack.rest.config import RestSettings
+from devstack.rest.embed import Node, computed_fields_for, resolve
 from devstack.rest.errors import (
     RestError,
+    aggregates_not_allowed,
     ambiguous_function,
     column_not_found,
     invalid_body,
     invalid_range,
     max_affected_violation,
+    media_type_error,
     no_function,
     not_implemented,
     singularity_error,
     table_not_found,
     undefined_column,
+    unsupported_content_type,
     unsupported_method,
 )
-from devstack.rest.grammar import SelectItem
+from devstack.rest.grammar import Condition, Filter, Item, SelectItem
 from devstack.rest.negotiate import Accept, Preferences, check_json_content_type
 from devstack.rest.query import QueryParams, parse_query
 
@@ -44,6 +49,8 @@ class RestRequest:
     accept: Accept
     content_type: str | None
     settings: RestSettings
+    #: the `Range: first-last` request header (reads)
+    range_header: str | None = None
 
 
 @dataclass
@@ -63,18 +70,29 @@ class Plan:
     void: bool = False
     #: cached catalog objects this plan was built from, re-verified when it runs
     checks: list[SchemaCheck] = field(default_factory=list)
+    #: rows an insert/upsert created (not updated), set by `run`
+    inserted: int = 0
+    #: CSV output: the header line prepended to the rows
+    csv_header: str | None = None
+    #: a function returning one value or row (not a set): no result is `null`, not `[]`
+    single_result: bool = False
 
     async def run(self, conn: Conn) -> Outcome:
         total: int | None = None
         page = 0
+        inserted = 0
         bodies: list[str] = []
         for stmt in self.statements:
             row = await conn.fetchrow(stmt.sql, *stmt.params.values)
             assert row is not None
             total = row["total"] if row["total"] is not None else total
             page += int(row["page"])
+            inserted += int(row.get("inserted") or 0)
             if row["body"] is not None:
                 bodies.append(row["body"])
+            if self.kind == "read" and self.request.prefs.count in ("planned", "estimated") and stmt.count_sql:
+                total = await self._estimate(conn, stmt, page)
+        self.inserted = inserted
         req = self.request
         if req.accept.singular and page != 1 and not self.void:
             raise singularity_error(page)
@@ -83,6 +101,18 @@ class Plan:
         if self.kind in ("insert", "update", "delete") and req.prefs.counting:
             total = page
         return self._outcome(total, page, bodies)
+
+    async def _estimate(self, conn: Conn, stmt: sql.Statement, page: int) -> int:
+        """`count=planned`: the planner's row estimate; `estimated`: exact up to max-rows, then planned."""
+        assert stmt.count_sql is not None
+        max_rows = self.request.settings.max_rows
+        if self.request.prefs.count == "estimated":
+            exact = await conn.fetchval(f"SELECT count(*) FROM ({stmt.count_sql}) pgrst_n", *stmt.params.values)
+            if max_rows is None or int(exact) <= max_rows:
+                return int(exact)
+        plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {stmt.count_sql}", *stmt.params.values)
+        doc = msgspec.json.decode(plan) if isinstance(plan, str | bytes) else plan
+        return max(int(doc[0]["Plan"]["Plan Rows"]), 0)
 
     def _outcome(self, total: int | None, page: int, bodies: list[str]) -> Outcome:
         req = self.request
@@ -94,7 +124,8 @@ class Plan:
         status = 200
         if self.kind == "insert":
             headers["Content-Range"] = f"*/{'*' if total is None else total}"
-            status = 201
+            # an upsert whose every row updated an existing one inserted nothing: 200, as PostgREST answers
+            status = 200 if req.prefs.resolution == "merge-duplicates" and page and not self.inserted else 201
         else:
             headers["Content-Range"] = content_range(self.offset, page, total)
             if self.kind == "read" and total is not None:
@@ -104,8 +135,11 @@ class Plan:
                     status = 206
         if self.kind in ("insert", "update", "delete") and not req.prefs.representation:
             headers.pop("Content-Type")
-            return Outcome(201 if self.kind == "insert" else 204, headers=headers)
-        body = _merge(bodies, req.accept.singular)
+            return Outcome(status if self.kind == "insert" else 204, headers=headers)
+        if self.csv_header is not None:
+            body = self.csv_header + "\n" + "".join(bodies)
+            return Outcome(status, b"" if req.method == "HEAD" else body.encode(), headers)
+        body = _merge(bodies, req.accept.singular or self.single_result)
         return Outcome(status, b"" if req.method == "HEAD" else body.encode(), headers)
 
 
@@ -140,15 +174,58 @@ def _text(body: bytes) -> str:
         raise invalid_body() from None
 
 
-async def _casts(conn: Conn, cache: SchemaCache, items: Sequence[SelectItem]) -> dict[str, str]:
+async def _casts(conn: Conn, cache: SchemaCache, names: Iterable[str]) -> dict[str, str]:
     casts: dict[str, str] = {}
-    for item in items:
-        if item.cast and item.cast not in casts:
-            resolved = await cache.resolve_type(conn, item.cast)
+    for name in names:
+        if name not in casts:
+            resolved = await cache.resolve_type(conn, name)
             if resolved is None:
-                raise RestError(400, "42704", f'type "{item.cast}" does not exist')
-            casts[item.cast] = resolved
+                raise RestError(400, "42704", f'type "{name}" does not exist')
+            casts[name] = resolved
     return casts
+
+
+def _item_casts(items: Sequence[Item]) -> list[str]:
+    return [c for i in items if isinstance(i, SelectItem) for c in (i.cast, i.agg_cast) if c]
+
+
+async def _tree(
+    req: RestRequest, conn: Conn, cache: SchemaCache, rel: Relation, qp: QueryParams
+) -> tuple[Node, dict[str, str]]:
+    """The select tree resolved against the catalog (embeds, computed fields), and its casts."""
+    node = await resolve(conn, cache, rel, qp.select)
+    if sql.has_aggregates(node) and not await cache.aggregates_enabled(conn):
+        raise aggregates_not_allowed()
+    names = {f.field.name for f in _filters(qp.conditions)} | {t.field.name for t in qp.order if not t.relation}
+    for name, fn in (await computed_fields_for(conn, cache, rel, names)).items():
+        node.computed.setdefault(name, fn)
+    for path in qp.sub:
+        if not _walk(node, path):
+            raise RestError(
+                400, "PGRST108",
+                f"'{'.'.join(path)}' is not an embedded resource in this request",
+                hint=f"Verify that '{'.'.join(path)}' is included in the 'select' query parameter.",
+            )  # fmt: skip
+    return node, await _casts(conn, cache, sorted(sql.tree_casts(node)))
+
+
+def _walk(node: Node, path: tuple[str, ...]) -> Node | None:
+    for label in path:
+        child = node.child(label)
+        if child is None:
+            return None
+        node = child.node
+    return node
+
+
+def _filters(conditions: Iterable[Condition]) -> list[Filter]:
+    out: list[Filter] = []
+    for cond in conditions:
+        if isinstance(cond, Filter):
+            out.append(cond)
+        else:
+            out += _filters(cond.children)
+    return out
 
 
 def _cap(limit: int | None, max_rows: int | None) -> int | None:
@@ -169,19 +246,34 @@ async def plan_relation(req: RestRequest, conn: Conn, cache: SchemaCache, name: 
 
 async def _plan_relation(req: RestRequest, conn: Conn, cache: SchemaCache, rel: Relation) -> Plan:
     name = rel.name
-    qp = parse_query(req.pairs, name, req.schema)
-    scope = sql.relation_scope(rel, await _casts(conn, cache, qp.select))
+    qp = parse_query(req.pairs, name, req.schema, strict=True)
+    node, casts = await _tree(req, conn, cache, rel, qp)
+    scope = sql.Scope(
+        sql.ident(rel.name), rel.name, rel.columns, casts,
+        {n: (f"{sql.qualified(fs, fn)}({sql.ident(rel.name)})", t) for n, (fs, fn, t) in node.computed.items()},
+    )  # fmt: skip
+
+    def builder() -> sql.TreeBuilder:
+        return sql.TreeBuilder(sql.Params(), casts, qp.sub)
+
     shape: dict[str, Any] = {
-        "select": qp.select,
+        "node": node,
         "singular": req.accept.singular,
         "strip_nulls": req.accept.strip_nulls,
     }
     if req.method in ("GET", "HEAD"):
+        _apply_range_header(qp, req.range_header)
         limit = _cap(qp.limit, req.settings.max_rows)
-        stmt = sql.read(rel, scope, qp.conditions, qp.order, limit, qp.offset, count=req.prefs.counting, **shape)
-        return Plan("read", [stmt], readonly=True, request=req, offset=qp.offset)
+        stmt = sql.read(
+            rel, node, builder(), qp.conditions, qp.order, limit, qp.offset,
+            count=req.prefs.count == "exact",
+            singular=req.accept.singular, strip_nulls=req.accept.strip_nulls, csv=req.accept.csv,
+        )  # fmt: skip
+        return Plan("read", [stmt], readonly=True, request=req, offset=qp.offset, csv_header=stmt.csv_header)
+    if req.accept.csv:  # CSV is rendered for reads only
+        raise media_type_error(["text/csv"])
     if req.method == "POST":
-        return _plan_insert(req, rel, scope, qp, shape)
+        return _plan_insert(req, rel, scope, qp, shape, builder)
     if req.method not in ("PATCH", "DELETE"):
         raise unsupported_method(req.method)
     if qp.limit is not None or qp.offset or qp.order:
@@ -191,7 +283,8 @@ async def _plan_relation(req: RestRequest, conn: Conn, cache: SchemaCache, rel: 
         raise RestError(400, "21000", f"{verb} requires a WHERE clause")
     shape["representation"] = req.prefs.representation
     if req.method == "DELETE":
-        return Plan("delete", [sql.delete(rel, scope, qp.conditions, **shape)], readonly=False, request=req)
+        stmt = sql.delete(rel, scope, qp.conditions, b=builder(), **shape)
+        return Plan("delete", [stmt], readonly=False, request=req)
     check_json_content_type(req.content_type)
     data = _decode(req.body)
     if not isinstance(data, dict):
@@ -199,7 +292,7 @@ async def _plan_relation(req: RestRequest, conn: Conn, cache: SchemaCache, rel: 
     columns = _payload_columns(rel, qp.columns, [data])
     if not columns:
         return Plan("update", [], readonly=False, request=req)
-    stmt = sql.update(rel, scope, columns, qp.conditions, **shape)
+    stmt = sql.update(rel, scope, columns, qp.conditions, b=builder(), **shape)
     stmt.params.values[0] = _text(req.body)
     return Plan("update", [stmt], readonly=False, request=req)
 
@@ -215,7 +308,14 @@ def _payload_columns(rel: Relation, columns: Sequence[str] | None, rows: list[di
     return list(columns)
 
 
-def _plan_insert(req: RestRequest, rel: Relation, scope: sql.Scope, qp: QueryParams, shape: dict[str, Any]) -> Plan:
+def _plan_insert(
+    req: RestRequest,
+    rel: Relation,
+    scope: sql.Scope,
+    qp: QueryParams,
+    shape: dict[str, Any],
+    builder: Callable[[], sql.TreeBuilder],
+) -> Plan:
     check_json_content_type(req.content_type)
     data = _decode(req.body)
     text = _text(req.body)
@@ -233,38 +333,44 @@ def _plan_insert(req: RestRequest, rel: Relation, scope: sql.Scope, qp: QueryPar
         for col in conflict:
             if col not in rel.columns:
                 raise undefined_column(rel.name, col, rel.columns)
-    groups: list[tuple[tuple[int, int] | None, list[str]]] = [(None, columns)]
-    if req.prefs.missing_default:
-        groups = _present_key_groups(rows, columns)
-    statements = []
-    for rows_range, present in groups:
-        stmt = sql.insert(
-            rel, scope, present, rows=rows_range, conflict=conflict, resolution=resolution,
-            update_columns=columns, representation=req.prefs.representation, **shape,
-        )  # fmt: skip
-        stmt.params.values[0] = text
-        statements.append(stmt)
+    stmt = sql.insert(
+        rel, scope, columns, rows=None, missing_default=req.prefs.missing_default, conflict=conflict,
+        resolution=resolution, update_columns=columns, representation=req.prefs.representation, b=builder(), **shape,
+    )  # fmt: skip
+    stmt.params.values[0] = text
+    statements = [stmt]
     return Plan("insert", statements, readonly=False, request=req)
 
 
-def _present_key_groups(
-    rows: list[dict[str, Any]], columns: list[str]
-) -> list[tuple[tuple[int, int] | None, list[str]]]:
-    """With `missing=default`, consecutive rows sharing the same present keys are inserted by one statement that
-    leaves the absent columns out, so they get their real defaults; order is kept."""
-    groups: list[tuple[tuple[int, int] | None, list[str]]] = []
-    start, current = 1, None
-    for i, row in enumerate(rows, start=1):
-        present = [c for c in columns if c in row]
-        if present != current:
-            if current is not None:
-                groups.append(((start, i - 1), current))
-            start, current = i, present
-    if current is not None:
-        groups.append(((start, len(rows)), current))
-    if len(groups) == 1:
-        return [(None, groups[0][1])]
-    return groups
+_RANGE = re.compile(r"^\s*(\d+)-(\d*)\s*$")
+
+
+def _apply_range_header(qp: QueryParams, header: str | None) -> None:
+    """`Range: 0-9` (PostgREST's Range-Unit: items) narrows `offset`/`limit`, intersected with them."""
+    match = _RANGE.match(header or "")
+    if match is None:
+        return  # no header, or one PostgREST does not read as an item range
+    first, last = int(match.group(1)), int(match.group(2)) if match.group(2) else None
+    if last is not None and last < first:
+        raise invalid_range("The lower boundary must be lower than or equal to the upper boundary in the Range header.")
+    start = max(first, qp.offset)
+    ends = [e for e in (last, qp.offset + qp.limit - 1 if qp.limit is not None else None) if e is not None]
+    qp.offset = start
+    qp.limit = max(min(ends) - start + 1, 0) if ends else None
+
+
+_RAW_BODY_TYPES = {"text/plain": "text", "text/xml": "xml"}
+
+
+def _rpc_items(items: Sequence[Item]) -> list[SelectItem]:
+    out: list[SelectItem] = []
+    for item in items:
+        if not isinstance(item, SelectItem) or item.aggregate:
+            raise not_implemented(
+                "Embedding and aggregates on function results are not supported by the devstack emulator"
+            )
+        out.append(item)
+    return out
 
 
 # -- functions --------------------------------------------------------------------------------------------------
@@ -277,19 +383,30 @@ def _matches(routine: Routine, keys: set[str]) -> bool:
 async def plan_rpc(req: RestRequest, conn: Conn, cache: SchemaCache, name: str) -> Plan:
     if req.method not in ("GET", "HEAD", "POST"):
         raise RestError(405, "PGRST101", f"Cannot use the {req.method} method on RPC")
-    routines = await cache.routines(conn, req.schema, name)
+    if req.accept.csv:
+        raise media_type_error(["text/csv"])
+    routines = [r for r in await cache.routines(conn, req.schema, name) if r.callable]
     post = req.method == "POST"
     arg_names = frozenset() if post else frozenset(n for r in routines for n in r.names)
-    qp = parse_query(req.pairs, name, req.schema, arg_names)
+    qp = parse_query(req.pairs, name, req.schema, arg_names, strict=post)
     body: Any = {}
-    if post:
+    media = (req.content_type or "").split(";")[0].strip().lower()
+    raw_type = _RAW_BODY_TYPES.get(media) if post else None
+    if raw_type is not None:  # `Content-Type: text/plain` to a function with one unnamed text parameter
+        raw = [r for r in routines if r.single_unnamed and r.params[0].type == raw_type]
+        if not raw:
+            raise unsupported_content_type(req.content_type or media)
+        body = None
+    elif post:
         check_json_content_type(req.content_type)
         body = _decode(req.body) if req.body.strip() else {}
     keys = set(body) if isinstance(body, dict) else set()
     if not post:
         keys = set(qp.rpc_args)
     candidates: list[Routine] = []
-    if post and req.prefs.params == "single-object":
+    if raw_type is not None:
+        candidates = raw
+    elif post and req.prefs.params == "single-object":
         candidates = [r for r in routines if len(r.params) == 1 and r.params[0].type in ("json", "jsonb")]
     elif isinstance(body, dict):
         candidates = [r for r in routines if _matches(r, keys)]
@@ -304,20 +421,32 @@ async def plan_rpc(req: RestRequest, conn: Conn, cache: SchemaCache, name: str) 
     if len(candidates) > 1:
         raise ambiguous_function([r.signature() for r in candidates])
     routine = candidates[0]
-    single = post and (req.prefs.params == "single-object" or routine.single_unnamed_json)
+    single = post and (req.prefs.params == "single-object" or routine.single_unnamed)
     if not single and not isinstance(body, dict):
         raise invalid_body()
     if routine.variadic:
         raise not_implemented("VARIADIC functions are not supported by the devstack emulator")
     text_body = _text(req.body) if post and req.body.strip() else "{}"
     named = [p.name for p in routine.params if p.name in keys] if post and not single else []
+    tree: tuple[Node, sql.TreeBuilder] | None = None
+    select: list[SelectItem] = []
+    casts: dict[str, str] = {}
+    target = await cache.relation(conn, *routine.return_relation) if routine.return_relation else None
+    if target is None and routine.shape == "composite" and routine.columns:  # OUT/TABLE columns: a row shape
+        target = Relation(routine.schema, routine.name, "f", routine.columns, ())
+    if target is not None and routine.shape == "composite":
+        node, casts = await _tree(req, conn, cache, target, qp)
+        tree = (node, sql.TreeBuilder(sql.Params(), casts, qp.sub))
+    else:
+        select = _rpc_items(qp.select)
+        casts = await _casts(conn, cache, _item_casts(qp.select))
     stmt = sql.call(
         routine,
         json_args=named,
         text_args=None if post else qp.rpc_args,
         single_body=single,
         body=text_body,
-        select=qp.select,
+        select=select,
         conditions=qp.conditions,
         order=qp.order,
         limit=_cap(qp.limit, req.settings.max_rows),
@@ -325,10 +454,12 @@ async def plan_rpc(req: RestRequest, conn: Conn, cache: SchemaCache, name: str) 
         count=req.prefs.counting,
         singular=req.accept.singular,
         strip_nulls=req.accept.strip_nulls,
-        casts=await _casts(conn, cache, qp.select),
+        casts=casts,
+        tree=tree,
     )
     readonly = not post or routine.volatility in ("s", "i")
     check = SchemaCheck("fn", routine.schema, routine.name, routine.fingerprint)
     return Plan(
-        "call", [stmt], readonly=readonly, request=req, offset=qp.offset, void=routine.shape == "void", checks=[check]
-    )
+        "call", [stmt], readonly=readonly, request=req, offset=qp.offset, void=routine.shape == "void", checks=[check],
+        single_result=not routine.returns_set,
+    )  # fmt: skip

@@ -12,15 +12,19 @@ from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 from typing import Literal
 
-from devstack.rest.errors import invalid_range, no_relationship, not_implemented, query_param_error
+from devstack.rest.errors import invalid_range, query_param_error
 from devstack.rest.grammar import (
+    AGGREGATES,
     FTS_OPERATORS,
     IS_VALUES,
     OPERATORS,
+    QUANTIFIABLE,
     RESERVED_ENDINGS,
     Condition,
+    Embed,
     Field,
     Filter,
+    Item,
     Logic,
     OrderTerm,
     Scanner,
@@ -29,8 +33,18 @@ from devstack.rest.grammar import (
 
 
 @dataclass
+class SubParams:
+    """Filters, order and range of one embedded resource (`cities.name=eq.x`, `cities.order=name`)."""
+
+    conditions: list[Condition] = field(default_factory=list)
+    order: tuple[OrderTerm, ...] = ()
+    limit: int | None = None
+    offset: int = 0
+
+
+@dataclass
 class QueryParams:
-    select: tuple[SelectItem, ...] = (SelectItem(Field("*")),)
+    select: tuple[Item, ...] = (SelectItem(Field("*")),)
     conditions: list[Condition] = field(default_factory=list)
     order: tuple[OrderTerm, ...] = ()
     limit: int | None = None
@@ -39,37 +53,73 @@ class QueryParams:
     on_conflict: tuple[str, ...] | None = None
     #: non-filter, non-reserved parameters: the arguments of a GET/HEAD RPC call (last value wins)
     rpc_args: dict[str, str] = field(default_factory=dict)
+    #: per embed path (labels from the root): its filters, order and range
+    sub: dict[tuple[str, ...], SubParams] = field(default_factory=dict)
+
+    def at(self, path: tuple[str, ...]) -> SubParams:
+        return self.sub.setdefault(path, SubParams())
 
 
 # -- select ---------------------------------------------------------------------------------------------------
-def parse_select(text: str, relation: str = "", schema: str = "") -> tuple[SelectItem, ...]:
+def parse_select(text: str, relation: str = "", schema: str = "") -> tuple[Item, ...]:
     if not text.strip():
         return (SelectItem(Field("*")),)
     sc = Scanner(text, "select parameter")
-    items: list[SelectItem] = []
+    items = _select_list(sc)
+    if not sc.at_end():
+        raise sc.error('expecting "->>", "->", "::", ",", "(" or end of input')
+    return items
+
+
+def _select_list(sc: Scanner) -> tuple[Item, ...]:
+    items: list[Item] = []
     while True:
         sc.skip_ws()
-        if sc.take("*"):
-            items.append(SelectItem(Field("*")))
-        else:
-            if sc.peek(2) == "..":
-                sc.pos += 2
-                raise no_relationship(relation, sc.field_name(), schema)
-            first = sc.field_name()
-            alias: str | None = None
-            if sc.peek() == ":" and sc.peek(2) != "::":
-                sc.pos += 1
-                alias, first = first, sc.field_name()
-            if sc.peek() in ("(", "!"):
-                raise no_relationship(relation, first, schema)
-            fld = Field(first, sc.json_path())
-            cast = sc.identifier() if sc.take("::") else None
-            items.append(SelectItem(fld, alias, cast))
+        items.append(_select_item(sc))
         sc.skip_ws()
-        if sc.at_end():
-            return tuple(items)
         if not sc.take(","):
-            raise sc.error('expecting "->>", "->", "::", "," or end of input')
+            return tuple(items)
+
+
+def _select_item(sc: Scanner) -> Item:
+    if sc.take("*"):
+        return SelectItem(Field("*"))
+    spread = sc.take("...")
+    first = sc.field_name()
+    alias: str | None = None
+    if sc.peek() == ":" and sc.peek(2) != "::":
+        sc.pos += 1
+        alias, first = first, sc.field_name()
+    if first == "count" and sc.take("()"):
+        agg_cast = sc.identifier() if sc.take("::") else None
+        return SelectItem(Field("*"), alias, aggregate="count", agg_cast=agg_cast)
+    hint: str | None = None
+    join: Literal["inner", "left"] | None = None
+    while sc.take("!"):
+        word = sc.field_name()
+        if word == "inner":
+            join = "inner"
+        elif word == "left":
+            join = "left"
+        else:
+            hint = word
+    if sc.take("("):
+        sc.skip_ws()
+        children: tuple[Item, ...] = () if sc.peek() == ")" else _select_list(sc)
+        sc.expect(")")
+        return Embed(first, children, alias, hint, join, spread)
+    if spread or hint or join:
+        raise sc.error('expecting "("')
+    fld = Field(first, sc.json_path())
+    cast = sc.identifier() if sc.take("::") else None
+    aggregate: str | None = None
+    agg_cast = None
+    if sc.peek() == ".":
+        aggregate = next((a for a in AGGREGATES if sc.take(f".{a}()")), None)
+        if aggregate is None:
+            raise sc.error("expecting an aggregate (sum(), avg(), max(), min(), count())")
+        agg_cast = sc.identifier() if sc.take("::") else None
+    return SelectItem(fld, alias, cast, aggregate, agg_cast)
 
 
 # -- filters --------------------------------------------------------------------------------------------------
@@ -119,12 +169,17 @@ def _op_expr(sc: Scanner, fld: Field, *, in_logic: bool) -> Filter:
             sc.expect(")")
         sc.expect(".")
         return Filter(fld, name, _single_value(sc, in_logic), language=language, negate=negate)
+    if name in QUANTIFIABLE and sc.peek() == "(":
+        for quantifier in ("any", "all"):
+            if sc.take(f"({quantifier})."):
+                return Filter(fld, name, _single_value(sc, in_logic), negate=negate, quantifier=quantifier)
     if name in OPERATORS and sc.take("."):
         return Filter(fld, name, _single_value(sc, in_logic), negate=negate)
     sc.pos = start
+    found = f'unexpected "{sc.text[start]}"' if start < len(sc.text) else "unexpected end of input"
     raise query_param_error(
-        f'"failed to parse filter ({sc.text[start:]})" (line 1, column {start + 1})',
-        f"unknown single value operator {name}" if name else "expecting operator (eq, gt, ...)",
+        f'"failed to parse filter ({sc.text})" (line 1, column {start + 1})',
+        f'{found} expecting "not" or operator (eq, gt, ...)',
     )
 
 
@@ -162,26 +217,39 @@ def looks_like_filter(key: str, value: str) -> bool:
 
 
 def parse_filter(key: str, value: str) -> Filter:
+    return parse_path_filter(key, value)[1]
+
+
+def parse_path_filter(key: str, value: str) -> tuple[tuple[str, ...], Filter]:
+    """`cities.name=eq.x`: the embed path (`("cities",)`) and the filter on its column."""
     ksc = Scanner(key, "tree path")
+    path: list[str] = []
     fld = ksc.field()
-    if ksc.peek() == ".":
-        raise not_implemented(f"Filters on embedded resources ({key}) are not supported by the devstack emulator")
+    while ksc.peek() == "." and not fld.path:
+        ksc.pos += 1
+        path.append(fld.name)
+        fld = ksc.field()
     if not ksc.at_end():
         raise ksc.error('expecting "->>", "->" or end of input')
     vsc = Scanner(value, "filter")
-    return _op_expr(vsc, fld, in_logic=False)
+    return tuple(path), _op_expr(vsc, fld, in_logic=False)
 
 
 def parse_logic(key: str, value: str) -> Logic:
+    return parse_path_logic(key, value)[1]
+
+
+def parse_path_logic(key: str, value: str) -> tuple[tuple[str, ...], Logic]:
     parts = key.split(".")
-    if [p for p in parts[:-1] if p != "not"]:
-        raise not_implemented(f"Logic filters on embedded resources ({key}) are not supported by the devstack emulator")
-    negate = "not" in parts[:-1]
+    prefix = parts[:-1]
+    negate = bool(prefix) and prefix[-1] == "not"
+    if negate:
+        prefix = prefix[:-1]
     sc = Scanner(value, "logic tree")
     tree = _logic_body(sc, "and" if parts[-1] == "and" else "or", negate)
     if not sc.at_end():
         raise sc.error("expecting end of input")
-    return tree
+    return tuple(prefix), tree
 
 
 def _logic_body(sc: Scanner, op: Literal["and", "or"], negate: bool) -> Logic:
@@ -219,8 +287,11 @@ def parse_order(text: str) -> tuple[OrderTerm, ...]:
     terms: list[OrderTerm] = []
     while True:
         fld = sc.field()
-        if sc.peek() == "(":
-            raise not_implemented("Ordering by embedded resources is not supported by the devstack emulator")
+        relation: str | None = None
+        if not fld.path and sc.take("("):
+            relation = fld.name
+            fld = sc.field()
+            sc.expect(")")
         desc = False
         nulls: Literal["first", "last"] | None = None
         if sc.take(".asc"):
@@ -231,7 +302,7 @@ def parse_order(text: str) -> tuple[OrderTerm, ...]:
             nulls = "first"
         elif sc.take(".nullslast"):
             nulls = "last"
-        terms.append(OrderTerm(fld, desc, nulls))
+        terms.append(OrderTerm(fld, desc, nulls, relation))
         sc.skip_ws()
         if sc.at_end():
             return tuple(terms)
@@ -259,10 +330,16 @@ def _parse_int(value: str) -> int | None:
 
 # -- the whole query string -----------------------------------------------------------------------------------
 def parse_query(
-    pairs: Iterable[tuple[str, str]], relation: str = "", schema: str = "", rpc_arg_names: Set[str] = frozenset()
+    pairs: Iterable[tuple[str, str]],
+    relation: str = "",
+    schema: str = "",
+    rpc_arg_names: Set[str] = frozenset(),
+    *,
+    strict: bool = False,
 ) -> QueryParams:
     """`rpc_arg_names`: for GET/HEAD RPC, parameters named like an argument of the function are arguments even when
-    their value looks like a filter (`?mode=like`)."""
+    their value looks like a filter (`?mode=like`). `strict`: every other parameter is a filter and must parse as
+    one (tables and POST RPC, as in PostgREST), so an unknown operator is PGRST100, never silently dropped."""
     qp = QueryParams()
     for key, value in pairs:
         last = key.split(".")[-1]
@@ -273,23 +350,40 @@ def parse_query(
         elif key == "on_conflict":
             qp.on_conflict = parse_columns(value, "on_conflict parameter")
         elif last in RESERVED_ENDINGS:
-            if key != last and last in ("order", "limit", "offset"):
-                raise not_implemented(f"'{key}' applies to an embedded resource; embedding is not supported")
             if not value:
                 continue
             if last in ("and", "or"):
-                qp.conditions.append(parse_logic(key, value))
-            elif last == "order":
-                qp.order = qp.order + parse_order(value)
+                path, tree = parse_path_logic(key, value)
+                (qp.at(path).conditions if path else qp.conditions).append(tree)
+                continue
+            path = tuple(key.split(".")[:-1])
+            if last == "order":
+                terms = parse_order(value)
+                if path:
+                    qp.at(path).order = qp.at(path).order + terms
+                else:
+                    qp.order = qp.order + terms
             elif last == "limit":
                 limit = _parse_int(value)
                 if limit is not None and limit < 0:
                     raise invalid_range("Limit should be greater than or equal to zero.")
-                qp.limit = limit if limit is not None else qp.limit
+                if path:
+                    qp.at(path).limit = limit if limit is not None else qp.at(path).limit
+                else:
+                    qp.limit = limit if limit is not None else qp.limit
             else:
-                qp.offset = max(_parse_int(value) or 0, 0)
-        elif key not in rpc_arg_names and looks_like_filter(key, value):
-            qp.conditions.append(parse_filter(key, value))
+                offset = max(_parse_int(value) or 0, 0)
+                if path:
+                    qp.at(path).offset = offset
+                else:
+                    qp.offset = offset
+        elif key not in rpc_arg_names and (strict or looks_like_filter(key, value)):
+            path, flt = parse_path_filter(key, value)
+            (qp.at(path).conditions if path else qp.conditions).append(flt)
         else:
             qp.rpc_args[key] = value
     return qp
+
+
+def embeds(items: Iterable[Item]) -> list[Embed]:
+    return [i for i in items if isinstance(i, Embed)]

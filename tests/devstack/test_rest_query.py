@@ -7,7 +7,7 @@ import pytest
 from devstack.rest import sql
 from devstack.rest.catalog import Column
 from devstack.rest.errors import RestError, status_for_sqlstate
-from devstack.rest.grammar import Field, Filter, JsonStep, Logic, OrderTerm, SelectItem
+from devstack.rest.grammar import Embed, Field, Filter, JsonStep, Logic, OrderTerm, SelectItem
 from devstack.rest.negotiate import parse_accept, parse_prefer, pick_schema
 from devstack.rest.query import parse_query, parse_select
 
@@ -25,10 +25,21 @@ def test_select_items() -> None:
     assert items[5] == SelectItem(Field("x"), alias='q"')
 
 
-def test_embedding_is_reported_as_a_missing_relationship() -> None:
+def test_embedding_select_tree() -> None:
+    items = parse_select("id,writer:author!books_author_fkey!inner(name,...country(code)),n:amount.sum()::int,count()")
+    assert items[0] == SelectItem(Field("id"))
+    assert items[1] == Embed(
+        "author",
+        (SelectItem(Field("name")), Embed("country", (SelectItem(Field("code")),), spread=True)),
+        alias="writer",
+        hint="books_author_fkey",
+        join="inner",
+    )
+    assert items[2] == SelectItem(Field("amount"), alias="n", aggregate="sum", agg_cast="int")
+    assert items[3] == SelectItem(Field("*"), aggregate="count")
     with pytest.raises(RestError) as err:
-        parse_select("id,author(name)", "books", "public")
-    assert err.value.code == "PGRST200" and "'books' and 'author'" in err.value.message
+        parse_select("id,author!inner")
+    assert err.value.code == "PGRST100"
 
 
 def test_filters_logic_order_and_ranges() -> None:
@@ -100,8 +111,9 @@ def test_prefer_accept_and_profiles() -> None:
     assert not parse_accept("*/*").singular and not parse_accept(None).singular
     assert parse_accept("application/vnd.pgrst.array+json;nulls=stripped").strip_nulls
     with pytest.raises(RestError) as csv:
-        parse_accept("text/csv")
+        parse_accept("text/xml")
     assert csv.value.code == "PGRST107"
+    assert parse_accept("text/csv").csv
     assert pick_schema("GET", None, None, ("public", "graphql_public")) == "public"
     assert pick_schema("POST", "ignored", "graphql_public", ("public", "graphql_public")) == "graphql_public"
     with pytest.raises(RestError) as hidden:
