@@ -2,7 +2,7 @@
 --
 -- The known statuses were written out in the status check, the canonicaliser, the webhook's status label, the
 -- tie-break order of mailbox_status_wins (twice), the stats buckets and an error message. They now live in ONE
--- place, public.mailbox_statuses() (status as stored, tie-break precedence), and everything else derives from it:
+-- place, the call of define_mailbox_statuses() below, and everything else derives from it:
 -- * mailbox_status_canonical(): a status whose words (case, spaces, '_' and '-' ignored) match a known status is
 --   spelled as that status; any other non-empty status is kept as sent (trimmed, at most 64 characters); null
 --   for null or blank. It is THE check of a stored status: sender_emails_cache (constraint
@@ -13,70 +13,110 @@
 --   so the webhook and the next poll agree.
 -- * mailbox_status_wins() ranks statuses by their precedence (unknown: 0), get_account_status_stats() counts
 --   `other` as "not in the list", apply_mailbox_status() names the list in its error.
--- A function rather than a table: the canonicaliser runs in a check constraint and must stay immutable.
+-- Functions rather than a table: the canonicaliser runs in a check constraint and must stay immutable.
 
-create or replace function public.mailbox_statuses()
-returns table (status text, precedence integer)
-language sql
-immutable
-parallel safe
+-- The list is an argument of ONE call below. bisonsync_private.define_mailbox_statuses(list) (re)creates the three
+-- functions that know it, with the list compiled into them as constants: mailbox_statuses() (the list, readable),
+-- mailbox_status_canonical() and mailbox_status_wins(). Compiled, not looked up: those two run several times per
+-- mailbox in every sync page, in a check constraint and a trigger, and a lookup of the list in each call made a
+-- sync page about twice as slow. To change the list, a migration calls define_mailbox_statuses() again.
+create or replace function bisonsync_private.define_mailbox_statuses(p_statuses text[])
+returns void
+language plpgsql
 set search_path = ''
-as $$
-  values ('Disconnected', 6), ('Failed', 5), ('pending_deletion', 4), ('pending_move', 3), ('Not connected', 2),
-         ('Connected', 1)
-$$;
+as $def$
+declare
+  v_values text;
+  v_spellings text;
+  v_precedence text;
+begin
+  if p_statuses is null or cardinality(p_statuses) = 0 or array_position(p_statuses, null) is not null then
+    raise exception 'a non-empty list of statuses is required' using errcode = '22023';
+  end if;
+  if (select count(distinct lower(pg_catalog.regexp_replace(s, '[\s_-]+', ' ', 'g'))) from unnest(p_statuses) s)
+     <> cardinality(p_statuses)
+     or exists (select 1 from unnest(p_statuses) s where btrim(s) = '' or s <> btrim(s) or length(s) > 64) then
+    raise exception 'statuses must be trimmed, non-empty, at most 64 characters, and distinct ignoring case, '
+                    'spaces, underscores and hyphens' using errcode = '22023';
+  end if;
+  -- precedence = position in the list: the last one wins a tie
+  select string_agg(format('(%L, %s)', s, n), ', ' order by n desc),
+         string_agg(format('when %L then %L', lower(pg_catalog.regexp_replace(s, '[\s_-]+', ' ', 'g')), s),
+                    ' ' order by n),
+         string_agg(format('when %L then %s', s, n), ' ' order by n desc)
+    into v_values, v_spellings, v_precedence
+  from unnest(p_statuses) with ordinality as t(s, n);
+
+  execute format($f$
+    create or replace function public.mailbox_statuses()
+    returns table (status text, precedence integer)
+    language sql
+    immutable
+    parallel safe
+    set search_path = ''
+    as $body$ values %s $body$
+  $f$, v_values);
+
+  execute format($f$
+    create or replace function public.mailbox_status_canonical(p_status text)
+    returns text
+    language sql
+    immutable
+    parallel safe
+    set search_path = ''
+    as $body$
+      select case lower(btrim(pg_catalog.regexp_replace(coalesce(p_status, ''), '[\s_-]+', ' ', 'g')))
+        when '' then null
+        %s
+        else left(btrim(p_status), 64)
+      end
+    $body$
+  $f$, v_spellings);
+
+  execute format($f$
+    create or replace function public.mailbox_status_wins(
+      p_old_at timestamptz,
+      p_old_source text,
+      p_old_status text,
+      p_new_at timestamptz,
+      p_new_source text,
+      p_new_status text
+    )
+    returns boolean
+    language sql
+    immutable
+    parallel safe
+    set search_path = ''
+    as $body$
+      select p_new_at is not null and (
+        p_old_at is null
+        or p_new_at > p_old_at
+        or (p_new_at = p_old_at
+            and (case p_new_source when 'poll' then 2 when 'webhook' then 1 else 0 end,
+                 case public.mailbox_status_canonical(p_new_status) %2$s else 0 end)
+              > (case p_old_source when 'poll' then 2 when 'webhook' then 1 else 0 end,
+                 case public.mailbox_status_canonical(p_old_status) %2$s else 0 end))
+      )
+    $body$
+  $f$, null, v_precedence);
+end
+$def$;
+
+revoke all on function bisonsync_private.define_mailbox_statuses(text[])
+  from public, anon, authenticated, service_role;
+
+-- THE list, least to most severe: on a tie of time and source the more severe status wins.
+select bisonsync_private.define_mailbox_statuses(
+  array['Connected', 'Not connected', 'pending_move', 'pending_deletion', 'Failed', 'Disconnected']);
 
 comment on function public.mailbox_statuses() is
   'The known mailbox statuses, as stored, with their precedence when two observations of the same time and '
-  'source disagree (higher wins; a status not in this list ranks 0).';
-
-create or replace function public.mailbox_status_canonical(p_status text)
-returns text
-language sql
-immutable
-parallel safe
-set search_path = ''
-as $$
-  select case
-    when k.words = '' then null
-    else coalesce(
-      (select s.status from public.mailbox_statuses() s
-       where lower(pg_catalog.regexp_replace(s.status, '[\s_-]+', ' ', 'g')) = k.words),
-      left(btrim(p_status), 64))
-  end
-  from (select lower(btrim(pg_catalog.regexp_replace(coalesce(p_status, ''), '[\s_-]+', ' ', 'g'))) as words) k
-$$;
+  'source disagree (higher wins; a status not in this list ranks 0). Defined by '
+  'bisonsync_private.define_mailbox_statuses().';
 
 comment on function public.mailbox_status_canonical(text) is
   'One spelling per known mailbox status (see mailbox_statuses()), whatever the case, spaces, underscores or '
   'hyphens; any other status is kept as sent (trimmed, at most 64 characters); null for null or blank.';
-
-create or replace function public.mailbox_status_wins(
-  p_old_at timestamptz,
-  p_old_source text,
-  p_old_status text,
-  p_new_at timestamptz,
-  p_new_source text,
-  p_new_status text
-)
-returns boolean
-language sql
-immutable
-parallel safe
-set search_path = ''
-as $$
-  select p_new_at is not null and (
-    p_old_at is null
-    or p_new_at > p_old_at
-    or (p_new_at = p_old_at
-        and (case p_new_source when 'poll' then 2 when 'webhook' then 1 else 0 end,
-             coalesce((select s.precedence from public.mailbox_statuses() s
-                       where s.status = public.mailbox_status_canonical(p_new_status)), 0))
-          > (case p_old_source when 'poll' then 2 when 'webhook' then 1 else 0 end,
-             coalesce((select s.precedence from public.mailbox_statuses() s
-                       where s.status = public.mailbox_status_canonical(p_old_status)), 0)))
-  )
-$$;
 
 create or replace function public.get_account_status_stats(p_workspace_id uuid default null)
 returns table (

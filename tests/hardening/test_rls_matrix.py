@@ -191,6 +191,8 @@ PRIVATE_FUNCTIONS: dict[str, Fn] = {
     "_sync_run_totals(uuid)": internal(),
     "_sync_run_json(uuid)": internal(),
     "_close_sync_run(uuid,text)": internal(),
+    # (re)creates the functions that know the mailbox statuses (run by migrations)
+    "define_mailbox_statuses(text[])": internal(),
     # the steps of sync_mailbox_page
     "sync_page_check(integer,jsonb)": internal(),
     "sync_page_progress(uuid,uuid,integer,text)": internal(),

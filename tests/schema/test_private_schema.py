@@ -75,6 +75,23 @@ async def test_mailbox_statuses_are_one_list(conn: asyncpg.Connection) -> None:
     assert await conn.fetchval("select to_regprocedure('public.mailbox_status_label(text)')") is None
 
 
+async def test_the_list_is_defined_once(tx: asyncpg.Connection) -> None:
+    """One call redefines every function that knows the statuses (rolled back: DDL is transactional)."""
+    await tx.execute(
+        "select bisonsync_private.define_mailbox_statuses(array['Connected', 'Warming up', 'Not connected', "
+        "'pending_move', 'pending_deletion', 'Failed', 'Disconnected'])"
+    )
+    assert await tx.fetchval("select precedence from public.mailbox_statuses() where status = 'Warming up'") == 2
+    assert await tx.fetchval("select public.mailbox_status_canonical('WARMING_UP')") == "Warming up"
+    assert await tx.fetchval(
+        "select public.mailbox_status_wins(now(), 'poll', 'Connected', now(), 'poll', 'warming up')"
+    )
+    for bad in ("array['Connected', 'connected']", "array[' Connected']", "array[]::text[]"):
+        with pytest.raises(asyncpg.InvalidParameterValueError):
+            async with tx.transaction():  # a savepoint: the outer transaction goes on
+                await tx.execute(f"select bisonsync_private.define_mailbox_statuses({bad})")
+
+
 async def test_history_statuses_are_canonical(conn: asyncpg.Connection, make_workspace: WorkspaceFactory) -> None:
     ws = await make_workspace()
     with pytest.raises(asyncpg.CheckViolationError):
