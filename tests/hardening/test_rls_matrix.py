@@ -1,4 +1,5 @@
-"""The access matrix: who may read, write and execute what in schema `public`, through the real clients.
+"""The access matrix: who may read, write and execute what in schemas `public` and
+`bisonsync_private`, through the real clients.
 
 Every table, view and function in `public` has an entry below, reviewed by a person: the intended access for
 `anon` (anon key), a workspace `member` and a `nonmember` (anon key + their access token, as supabase-js sends
@@ -6,7 +7,8 @@ it) and `service` (service_role key). The tests drive supabase-py against the de
 `/realtime/v1` with rows seeded in two workspaces (on two instances), and assert exactly that access: a read sees
 the member's rows only, or none, or all, or is refused (42501); a write is refused or reaches the rows; a function
 is executable or refused. `test_every_public_object_is_in_the_matrix` fails on any object the migrations create
-without an entry (and on entries whose object is gone), so nothing new ships unreviewed.
+without an entry (and on entries whose object is gone), so nothing new ships unreviewed. Functions of
+`bisonsync_private` (internal helpers) are checked in the catalog and must be out of the API's reach.
 
 To add an object: add its entry here, seed a row of it for each owner in `rls_support.seed_world` when it holds
 rows, and add its label scope there if it is a new kind of owner.
@@ -23,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 import asyncpg
+import httpx
 import pytest
 from postgrest.types import ReturnMethod
 from supabase import AsyncClient
@@ -101,6 +104,10 @@ RELATIONS: dict[str, Rel] = {
     "webhook_delivery_log": Rel("view", "workspace", "workspace_id", MEMBER_READS, write=NOBODY, hidden=("payload",)),
     "metric_drift_latest": Rel("view", "workspace", "workspace_id", MEMBER_READS, write=NOBODY),
     "workspace_mailbox_sync": Rel("view", "workspace", "workspace_id", MEMBER_READS, write=NOBODY),
+    # configuration: pricing rules are read by mailbox_price() with the caller's rights (any signed-in user);
+    # custom-variable aliases by the ingest only
+    "mailbox_pricing_rules": Rel("table", "pricing", "pattern", (DENIED, ALL, ALL, ALL)),
+    "lead_custom_variable_aliases": Rel("table", "alias", "alias", SERVICE_READS),
 }
 
 
@@ -148,15 +155,14 @@ def internal() -> Fn:
     return Fn(NOBODY)
 
 
-def _value(rows: list[dict[str, Any]]) -> Any:
-    return rows[0].get("value") if rows else None
-
-
 def _tomorrow(_: Seed) -> str:
     return (datetime.now(UTC) + timedelta(days=1)).isoformat()
 
 
-FUNCTIONS: dict[str, Fn] = {
+#: schema bisonsync_private: not exposed by the API (PostgREST serves public only). Its functions are listed here
+#: with the roles holding EXECUTE; through /rest/v1 every identity must fail to find them.
+PRIVATE = "bisonsync_private."
+PRIVATE_FUNCTIONS: dict[str, Fn] = {
     # triggers and internal helpers
     "_set_updated_at()": internal(),
     "_workspaces_validate()": internal(),
@@ -172,6 +178,7 @@ FUNCTIONS: dict[str, Fn] = {
     "_try_bigint(text)": internal(),
     "_try_timestamptz(text)": internal(),
     "_custom_variable(jsonb,text[])": internal(),
+    "lead_custom_variable(jsonb,text)": internal(),
     "_merge_custom_variables(jsonb,jsonb)": internal(),
     "_upsert_client_lead(uuid,jsonb,text,timestamp with time zone,jsonb,jsonb,jsonb,text,boolean)": internal(),
     "_upsert_lead_reply(uuid,uuid,jsonb,jsonb,jsonb,jsonb,boolean,timestamp with time zone)": internal(),
@@ -184,26 +191,39 @@ FUNCTIONS: dict[str, Fn] = {
     "_sync_run_totals(uuid)": internal(),
     "_sync_run_json(uuid)": internal(),
     "_close_sync_run(uuid,text)": internal(),
+    # (re)creates the functions that know the mailbox statuses (run by migrations)
+    "define_mailbox_statuses(text[])": internal(),
+    # the steps of sync_mailbox_page
+    "sync_page_check(integer,jsonb)": internal(),
+    "sync_page_progress(uuid,uuid,integer,text)": internal(),
+    "sync_page_upsert(uuid,uuid,jsonb,timestamp with time zone)": internal(),
+    "sync_page_advance(uuid,uuid,integer,text,integer,text,timestamp with time zone,integer,integer,integer,integer,"
+    "integer)": internal(),
+    "_require_vault()": internal(),
+    "_ensure_realtime_broadcast_policy()": internal(),
+    "bisonsync_broadcast_change()": internal(),
+    # run by RLS policies as the querying role (workspaces, provider history, realtime.messages...): authenticated
+    # keeps EXECUTE; their effect is checked by the relation reads above and the realtime tests
+    "is_workspace_member(uuid)": Fn(READERS),
+    "is_instance_member(text)": Fn(READERS),
+    "bisonsync_topic_workspace(text)": Fn(READERS),
+}
+
+
+FUNCTIONS: dict[str, Fn] = {
     # pure helpers (checks and triggers run them with the writer's privileges)
     "clean_label(text)": Fn(READERS),
     "workspace_label(text)": Fn(READERS),
-    "mailbox_status_label(text)": Fn(READERS),
     # the payload only for roles that may read webhook_deliveries.payload (null for members)
     "webhook_delivery_payload(bigint)": Fn(READERS),
     "is_valid_timezone(text)": Fn(READERS),
     "pipeline_stage_rank(text)": Fn(READERS),
     "mailbox_status_wins(timestamp with time zone,text,text,timestamp with time zone,text,text)": Fn(READERS),
     "mailbox_status_canonical(text)": Fn(READERS),
+    "mailbox_statuses()": Fn(READERS),
     "sync_unverified_streak(uuid,timestamp with time zone)": Fn(READERS),
     "mailbox_price(text,text,integer)": Fn(READERS),
     "mailbox_daily_volume(text,text,integer)": Fn(READERS),
-    # membership helpers: true for the member's own workspace / instance only (service_role is nobody's member)
-    "is_workspace_member(uuid)": Fn(
-        READERS, reads=PerLabel("workspace", "p_workspace_id", lambda r: _value(r) is True, (OWN, NONE, NONE))
-    ),
-    "is_instance_member(text)": Fn(
-        READERS, reads=PerLabel("instance", "p_instance", lambda r: _value(r) is True, (OWN, NONE, NONE))
-    ),
     # dashboard reads: RLS of the caller applies
     "client_metrics_mtd(timestamp with time zone)": Fn(
         READERS, reads=RowsBy("workspace", "workspace_id", lambda s: {"p_as_of": _tomorrow(s)}, (OWN, NONE, ALL))
@@ -297,44 +317,42 @@ FUNCTIONS: dict[str, Fn] = {
     "finish_workspace_sync(uuid,uuid,boolean,text,text)": Fn(SERVICE),
     "workspace_api_key_refs(text)": Fn(SERVICE),
     # workspace keys in Supabase Vault (vault engineer, issue 15)
-    "_require_vault()": internal(),
     "store_workspace_api_key(uuid,text,text,boolean)": Fn(SERVICE),
     "workspace_api_key_status(text)": Fn(SERVICE),
     "workspace_api_keys(text)": Fn(SERVICE),
     "mark_workspace_api_key(uuid,boolean,text)": Fn(SERVICE),
     # opt-in broadcast from the database (realtime engineer, issue 14)
-    "_ensure_realtime_broadcast_policy()": internal(),
-    "bisonsync_broadcast_change()": internal(),
     "set_realtime_broadcast(boolean)": Fn(SERVICE, args=lambda s: {"p_enabled": False}),
     "realtime_broadcast_enabled()": Fn(READERS),
-    # membership test used by the realtime.messages policy (members evaluate it)
-    "bisonsync_topic_workspace(text)": Fn(READERS),
 }
 
 
 # -- catalog ---------------------------------------------------------------------------------------------------
 RELATIONS_SQL = """
-select c.relname::text as name, c.relkind::text as kind, c.relrowsecurity as rls,
+select case when n.nspname = 'public' then c.relname::text else n.nspname || '.' || c.relname end as name,
+       c.relkind::text as kind, c.relrowsecurity as rls,
        exists (select 1 from pg_publication_tables p
                 where p.pubname = 'supabase_realtime' and p.schemaname = 'public' and p.tablename = c.relname)
          as published
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
- where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm', 'f')
+ where n.nspname in ('public', 'bisonsync_private') and c.relkind in ('r', 'p', 'v', 'm', 'f')
 """
 FUNCTIONS_SQL = """
-select p.oid, p.oid::regprocedure::text as signature, p.proname::text as name,
+select p.oid, p.oid::regprocedure::text as signature, p.proname::text as name, n.nspname::text as schema,
        array(select a.name from unnest(p.proargnames, p.proargmodes) as a(name, mode)
               where coalesce(a.mode, 'i') in ('i', 'b', 'v')) as in_args,
        p.pronargs = 0 or p.proargnames is not null as named
   from pg_proc p join pg_namespace n on n.oid = p.pronamespace
- where n.nspname = 'public'
+ where n.nspname in ('public', 'bisonsync_private')
 """
+#: every function of both schemas, by signature as the catalog prints it with search_path = public
+ALL_FUNCTIONS: dict[str, Fn] = FUNCTIONS | {PRIVATE + k: v for k, v in PRIVATE_FUNCTIONS.items()}
 
 
 async def _catalog(dsn: str) -> tuple[dict[str, asyncpg.Record], dict[str, asyncpg.Record]]:
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("set search_path = public")  # signatures unqualified, as in the matrix
+        await conn.execute("set search_path = public")  # public signatures unqualified, as in the matrix
         relations = {r["name"]: r for r in await conn.fetch(RELATIONS_SQL)}
         functions = {r["signature"].replace(", ", ","): r for r in await conn.fetch(FUNCTIONS_SQL)}
     finally:
@@ -345,23 +363,72 @@ async def _catalog(dsn: str) -> tuple[dict[str, asyncpg.Record], dict[str, async
 async def test_every_public_object_is_in_the_matrix(migrated_database: str) -> None:
     """Built from the migrations on disk into a fresh database: nothing but what the migrations create."""
     relations, functions = await _catalog(migrated_database)
-    missing = sorted(set(relations) - set(RELATIONS)) + sorted(set(functions) - set(FUNCTIONS))
-    stale = sorted(set(RELATIONS) - set(relations)) + sorted(set(FUNCTIONS) - set(functions))
-    assert not missing, f"objects in `public` without an entry in the RLS matrix (review their access): {missing}"
+    missing = sorted(set(relations) - set(RELATIONS)) + sorted(set(functions) - set(ALL_FUNCTIONS))
+    stale = sorted(set(RELATIONS) - set(relations)) + sorted(set(ALL_FUNCTIONS) - set(functions))
+    assert not missing, f"objects without an entry in the RLS matrix (review their access): {missing}"
     assert not stale, f"matrix entries whose object no migration creates any more: {stale}"
     kinds = {name: "view" if r["kind"] == "v" else "table" for name, r in relations.items()}
     assert {n: e.kind for n, e in RELATIONS.items()} == kinds
     assert sorted(n for n, r in relations.items() if r["kind"] != "v" and not r["rls"]) == [], "RLS must be on"
     published = sorted(n for n, r in relations.items() if r["published"])
     assert published == sorted(n for n, e in RELATIONS.items() if e.realtime), "realtime publication differs"
+    # internal helpers live in bisonsync_private, which the API does not expose
+    exposed_helpers = sorted(sig for sig, r in functions.items() if r["schema"] == "public" and sig.startswith("_"))
+    assert exposed_helpers == [], f"`_` helpers belong in bisonsync_private, not public: {exposed_helpers}"
+
+
+async def test_private_schema_is_not_exposed(devstack: StackHandle) -> None:
+    """GET /rest/v1/ (the OpenAPI description) lists no function of bisonsync_private, nor any `_` helper; the
+    API roles have no USAGE on the schema (policies, triggers and public functions reach its functions by oid)."""
+    _, functions = await _catalog(devstack.env.database_url)
+    private = {r["name"] for r in functions.values() if r["schema"] == "bisonsync_private"}
+    public = {r["name"] for r in functions.values() if r["schema"] == "public"}
+    assert "is_workspace_member" in private and "sync_page_upsert" in private
+    async with httpx.AsyncClient(base_url=devstack.env.supabase_url, timeout=30) as http:
+        response = await http.get(
+            "/rest/v1/",
+            headers={
+                "apikey": devstack.env.service_role_key,
+                "Authorization": f"Bearer {devstack.env.service_role_key}",
+            },
+        )
+    assert response.status_code == 200, response.text
+    paths = set(response.json()["paths"])
+    listed = {path.removeprefix("/rpc/") for path in paths if path.startswith("/rpc/")}
+    assert listed, "the root lists the public functions"
+    assert not (listed & (private - public)), f"private functions listed: {sorted(listed & private)}"
+    assert not [name for name in listed if name.startswith("_")]
+    conn = await asyncpg.connect(devstack.env.database_url)
+    try:
+        for role in ("anon", "authenticated", "service_role"):
+            assert not await conn.fetchval("select has_schema_privilege($1, 'bisonsync_private', 'usage')", role)
+    finally:
+        await conn.close()
 
 
 # -- the seeded world and the clients --------------------------------------------------------------------------
+async def _seed_configuration(db: asyncpg.Connection, seed: Seed) -> None:
+    """A row of each configuration table, labelled by this run's tag (a pattern / alias no real value has)."""
+    label = f"rls-{seed.tag}"
+    await db.execute(
+        "insert into public.mailbox_pricing_rules (measure, position, match_on, pattern, amount) "
+        "values ('price', 1000000 + (select count(*) from public.mailbox_pricing_rules), 'reseller', $1, 0)",
+        label,
+    )
+    await db.execute(
+        "insert into public.lead_custom_variable_aliases (lead_column, alias, preference) values ('phone', $1, 1000)",
+        label,
+    )
+    seed.universe["pricing"] = {label: "global"}
+    seed.universe["alias"] = {label: "global"}
+
+
 @pytest.fixture(scope="module")
 async def world(devstack: StackHandle) -> AsyncIterator[tuple[Seed, dict[str, AsyncClient]]]:
     db = await asyncpg.connect(devstack.env.database_url)
     try:
         seed = await seed_world(db, 100_000 + uuid.uuid4().int % 1_000_000_000)
+        await _seed_configuration(db, seed)
     finally:
         await db.close()
     clients = await api_clients(devstack, seed)
@@ -458,7 +525,7 @@ async def test_relation_access(
     assert not problems, f"{name}: " + "; ".join(problems)
 
 
-@pytest.mark.parametrize("signature", sorted(FUNCTIONS))
+@pytest.mark.parametrize("signature", sorted(ALL_FUNCTIONS))
 async def test_function_access(
     signature: str,
     world: tuple[Seed, dict[str, AsyncClient]],
@@ -466,7 +533,7 @@ async def test_function_access(
     devstack: StackHandle,
 ) -> None:
     seed, clients = world
-    entry = FUNCTIONS[signature]
+    entry = ALL_FUNCTIONS[signature]
     info = session_catalog[1].get(signature)
     if info is None:
         pytest.skip(f"{signature} is newer than this session's database")
@@ -483,6 +550,11 @@ async def test_function_access(
     args = entry.args(seed) if entry.args else {name: None for name in info["in_args"]}
     for identity in ("anon", "member", "service"):
         result = await outcome(clients[identity].rpc(info["name"], args).execute())
+        if info["schema"] != "public":
+            # not exposed: whatever the EXECUTE privilege, /rest/v1 does not find it
+            if result.code != "PGRST202":
+                problems.append(f"{identity} reached a private function through the API: {result}")
+            continue
         allowed = PG_ROLE[identity] in entry.execute
         if allowed and (result.denied or (result.code or "").startswith("PGRST")):
             problems.append(f"{identity} could not execute: {result}")

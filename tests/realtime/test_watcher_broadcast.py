@@ -83,7 +83,7 @@ async def test_broadcast_is_off_by_default_and_switches(db: asyncpg.Connection, 
         assert await _messages(db, ws) == 1
     finally:
         await db.execute("select public.set_realtime_broadcast(false)")
-        await db.execute("select public._ensure_realtime_broadcast_policy()")
+        await db.execute("select bisonsync_private._ensure_realtime_broadcast_policy()")
     await db.execute("select public.increment_metric($1::uuid, 'emails_sent')", ws)
     assert await _messages(db, ws) == 1
     assert await db.fetchval("select value from public.bisonsync_settings where key = 'realtime_broadcast'") == "false"

@@ -220,7 +220,7 @@ async def test_members_never_read_payloads_or_credentials(conn: asyncpg.Connecti
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.fetch("select * from public.workspace_credentials")
     async with acting_as(conn, "authenticated", member):
-        assert await conn.fetchval("select public.is_workspace_member($1)", ws)
+        assert await conn.fetchval("select exists (select 1 from public.workspaces where id = $1)", ws)
         assert (
             await conn.fetchval("select status from public.webhook_deliveries where workspace_id = $1", ws) == "applied"
         )
@@ -236,7 +236,7 @@ async def test_read_helpers_respect_membership(conn: asyncpg.Connection, make_wo
         assert await conn.fetchval(query, ws) == 3
     async with acting_as(conn, "authenticated", stranger):
         assert await conn.fetchval(query, ws) is None
-        assert not await conn.fetchval("select public.is_workspace_member($1)", ws)
+        assert not await conn.fetchval("select exists (select 1 from public.workspaces where id = $1)", ws)
 
 
 async def test_service_role_writes_tables_directly(conn: asyncpg.Connection, unique_ws: int) -> None:
