@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
 from bisonsync import migrations
@@ -29,7 +30,7 @@ class OpsController(Controller):
             )
         },
     )
-    async def readyz(self, store: Store) -> Response[dict[str, str]]:
+    async def readyz(self, store: NamedDependency[Store]) -> Response[dict[str, str]]:
         """Readiness: the database answers and has every migration this package bundles."""
         try:
             await store.ping()
@@ -41,6 +42,6 @@ class OpsController(Controller):
         return Response({"status": "ready"}, status_code=200)
 
     @get("/metrics", operation_id="metrics", media_type="text/plain; version=0.0.4")
-    async def prometheus_metrics(self, metrics: ServiceMetrics) -> bytes:
+    async def prometheus_metrics(self, metrics: NamedDependency[ServiceMetrics]) -> bytes:
         """Prometheus text format."""
         return metrics.render()

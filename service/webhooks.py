@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.params import RawBody
 from litestar.types.internal_types import PathParameterDefinition
 
@@ -64,7 +65,7 @@ class WebhookController(Controller):
         responses={200: success_response(WebhookAccepted), **WEBHOOK_RESPONSES},
     )
     async def universal_webhook(
-        self, request: Request[Any, Any, State], body: RawBody, service: ServiceState
+        self, request: Request[Any, Any, State], body: RawBody, service: NamedDependency[ServiceState]
     ) -> Response[Any]:
         """Ingest one Email Bison delivery exactly once. 200 applied/duplicate/ignored, 400 malformed,
         401 bad token (before any parsing), 404 unknown `?instance=`, 413 too large, 422 value refused by the
@@ -82,7 +83,7 @@ class WebhookController(Controller):
         responses={200: success_response(LegacyInterestedAccepted), **WEBHOOK_RESPONSES},
     )
     async def legacy_interested(
-        self, request: Request[Any, Any, State], body: RawBody, service: ServiceState
+        self, request: Request[Any, Any, State], body: RawBody, service: NamedDependency[ServiceState]
     ) -> Response[Any]:
         """Accepts only lead_interested; answers in the predecessor's shape."""
         started = time.perf_counter()
