@@ -1,7 +1,7 @@
 """`BisonsyncPlugin`: the one place the service is composed. Litestar calls it while building the app; it adds the
 routes, the dependencies handlers ask for (`service.state`), the lifespans (the store,
-then the background jobs), the exception handlers (`service.errors`), OpenAPI, CORS, the access log and the body
-limit.
+then the background jobs), the exception handlers (`service.errors`), OpenAPI, CORS, the access log and the webhook
+body limit.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
 from litestar.openapi.config import OpenAPIConfig
@@ -80,7 +80,9 @@ class BisonsyncPlugin(InitPlugin):
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         settings = self.service.settings
         app_config.state["service"] = self.service
-        app_config.route_handlers.extend([WebhookController, OpsController, *dashboard_handlers(settings)])
+        # the body limit on the webhook routes (Litestar takes the app-wide one from its constructor only)
+        webhooks = Router("/", route_handlers=[WebhookController], request_max_body_size=settings.webhook_max_bytes)
+        app_config.route_handlers.extend([webhooks, OpsController, *dashboard_handlers(settings)])
         app_config.dependencies.update(DEPENDENCIES)
         app_config.lifespan.extend([self.store_lifespan, *self.background])
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)
@@ -88,5 +90,4 @@ class BisonsyncPlugin(InitPlugin):
         app_config.cors_config = CORS
         app_config.middleware.append(access_log)
         app_config.logging_config = None  # the process configures logging (bisonsync.logs), with secret redaction
-        app_config.request_max_body_size = settings.webhook_max_bytes
         return app_config

@@ -49,7 +49,7 @@ def _webhook_operation_id(handler: Any, method: Any, path_components: list[str |
 
 
 class WebhookController(Controller):
-    """Email Bison deliveries (the body at most BISONSYNC_WEBHOOK_MAX_BYTES, set on the app).
+    """Email Bison deliveries (bodies up to BISONSYNC_WEBHOOK_MAX_BYTES, set on their router).
 
     The handlers take the one `service` dependency (ingestor and metrics) rather than two: Litestar resolves two or
     more dependencies of a handler concurrently in a task group, which cost ~80 us of CPU per delivery."""
