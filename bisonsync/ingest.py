@@ -3,7 +3,7 @@
 Order of work, and why:
 
 1. **Authenticate first**, from the token alone, before the body is parsed: a request that cannot prove it may
-   write is answered 401 and writes nothing (no ledger row, no activity, no workspace); it is counted by the
+   write is `rejected` and writes nothing (no ledger row, no activity, no workspace); it is counted by the
    caller's metrics and one bounded log line. The global token is compared in constant time; a per-workspace token
    is hashed (sha256) and looked up (cached briefly), and pins its workspace.
 2. **The instance comes from configuration** (or from the webhook URL, among the configured instances; or from the
@@ -11,8 +11,9 @@ Order of work, and why:
 3. Decode, then one store call that records and applies the delivery in one transaction (and re-checks a
    per-workspace token there, so a revoked token writes nothing even while cached).
 
-The service maps `Verdict.http_status` and `Verdict.body` onto the wire; a CLI or a test can call
-`WebhookIngestor.handle` directly with the raw body.
+`WebhookIngestor.handle` returns a `Verdict`: a typed `outcome` and what there is to say about it, never an HTTP
+status (the service maps outcomes to HTTP in one table, `service/errors.py`); a CLI or a test can call it directly
+with the raw body.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import hmac
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Literal
 
 import msgspec
 
@@ -40,6 +41,9 @@ TOKEN_CACHE_TTL_S = 30.0
 TOKEN_MISS_TTL_S = 5.0
 TOKEN_CACHE_SIZE = 4096
 
+UNAVAILABLE = "database unavailable, retry later"
+INTERNAL = "internal error"
+
 
 def hash_token(token: str) -> str:
     """How per-workspace webhook tokens are stored: hex sha256 (the token itself is never stored)."""
@@ -51,16 +55,58 @@ def event_type_label(event_type: str | None) -> str:
     return event_type if event_type is not None and event_type in EVENT_TYPES else "unknown"
 
 
+#: What became of one delivery.
+#: Accepted (the sender is done): `applied`; `duplicate` (seen before, counted once); `ignored` (recorded, nothing to
+#: apply, kept for replay).
+#: Refused, nothing applied: `rejected` (missing or wrong token, checked before the body is read; nothing written);
+#: `unknown_instance` (the URL names an instance not served); `malformed` (not JSON or not an Email Bison event);
+#: `wrong_type` (not the type the caller requires); `refused` (the database refused a value: kept as failed for
+#: `bisonsync replay`, a retry of the same body cannot succeed); `unavailable` (the store is down: retry later);
+#: `failed` (any other store error: kept as failed where possible).
+Outcome = Literal[
+    "applied",
+    "duplicate",
+    "ignored",
+    "rejected",
+    "unknown_instance",
+    "malformed",
+    "wrong_type",
+    "refused",
+    "unavailable",
+    "failed",
+]
+ACCEPTED: frozenset[Outcome] = frozenset({"applied", "duplicate", "ignored"})
+#: `ingest_delivery`'s statuses that accept a delivery (its fourth, `rejected`, is a revoked token)
+_ACCEPTED_STATUS: dict[str, Outcome] = {"applied": "applied", "duplicate": "duplicate", "ignored": "ignored"}
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    http_status: int
-    body: dict[str, Any]
+    """What became of one delivery (`outcome`) and what there is to report about it."""
+
+    outcome: Outcome
+    _: KW_ONLY
     #: the catalogue type, or `unknown` (safe as a metrics label)
     event_type: str = "unknown"
-    #: applied | duplicate | ignored | rejected | invalid | unavailable | failed
-    outcome: str = "failed"
-    headers: dict[str, str] = field(default_factory=dict)
+    #: why it was not accepted, fit to show the sender (a constant, the decoder's or the database's message)
+    error: str | None = None
+    #: the delivery's type as decoded (outside the catalogue too); None when it was not decoded
+    delivery_type: str | None = None
+    #: the ledger row: the accepted delivery's, or the one kept as failed
+    delivery_id: int | None = None
+    #: for a duplicate: the ledger row that counted
+    duplicate_of: int | None = None
+    lead_id: str | None = None
+    #: created | updated | not_found (when the event names a lead)
+    lead_action: str | None = None
+    #: time spent from the call to the store's answer
+    processing_time_ms: float | None = None
     workspace_name: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """Applied, duplicate or ignored: the sender need not send it again."""
+        return self.outcome in ACCEPTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +191,7 @@ class WebhookIngestor:
     def _rejected(reason: str) -> Verdict:
         # one bounded line: a constant reason, nothing from the request
         log.info("webhook delivery rejected: %s", reason)
-        return Verdict(401, {"error": reason}, "unknown", "rejected")
+        return Verdict("rejected", error=reason)
 
     # --- the delivery ------------------------------------------------------------------------------------------
 
@@ -175,12 +221,10 @@ class WebhookIngestor:
                 pinned = await self._pinned(token_hash)
             except StoreUnavailable as exc:
                 log.warning("store unavailable while checking a webhook token: %s", exc)
-                return Verdict(
-                    503, {"error": "database unavailable, retry later"}, "unknown", "unavailable", {"Retry-After": "30"}
-                )
+                return Verdict("unavailable", error=UNAVAILABLE)
             except StoreError as exc:
                 log.error("webhook token lookup failed: %s", exc)
-                return Verdict(500, {"error": "internal error"}, "unknown", "failed")
+                return Verdict("failed", error=INTERNAL)
             if pinned is None:
                 return self._rejected("invalid webhook token")
         try:
@@ -188,7 +232,7 @@ class WebhookIngestor:
         except UnknownInstance:
             if pinned is not None:
                 return self._rejected("invalid webhook token")
-            return Verdict(404, {"error": "unknown instance: not one this deployment serves"}, "unknown", "invalid")
+            return Verdict("unknown_instance", error="unknown instance: not one this deployment serves")
         if pinned is not None and named is not None and named != pinned.instance:
             return self._rejected("invalid webhook token")
         tenant_instance = pinned.instance if pinned is not None else (named or self.instance)
@@ -196,13 +240,15 @@ class WebhookIngestor:
         try:
             delivery = decode_delivery(body, instance=tenant_instance, legacy_instance=self.legacy_instance)
         except InvalidDelivery as exc:
-            return Verdict(400, {"error": str(exc)}, "unknown", "invalid")
+            return Verdict("malformed", error=str(exc))
         if pinned is not None and delivery.workspace_id != pinned.bison_workspace_id:
             return self._rejected("invalid webhook token")  # a workspace token presented for another workspace
         event_type = delivery.event_type
         label = event_type_label(event_type)
         if require_type is not None and event_type != require_type:
-            return Verdict(400, {"error": f"Not a {require_type} event", "received": label}, label, "invalid")
+            return Verdict(
+                "wrong_type", event_type=label, error=f"Not a {require_type} event", delivery_type=event_type
+            )
         request = IngestRequest(
             dedup_key=delivery.dedup_key,
             instance=delivery.instance,
@@ -219,53 +265,39 @@ class WebhookIngestor:
             outcome = await store_api.ingest(self.store, request)
         except StoreUnavailable as exc:
             log.warning("store unavailable for %s: %s", label, exc)
-            return Verdict(
-                503, {"error": "database unavailable, retry later"}, label, "unavailable", {"Retry-After": "30"}
-            )
+            return Verdict("unavailable", event_type=label, error=UNAVAILABLE, delivery_type=event_type)
         except StoreInvalidInput as exc:
             # the database refused a value (too long to index, out of range, ...): retrying the same body cannot
-            # help, so the sender gets a 4xx; the payload is kept (status failed) for `bisonsync replay`
+            # help (the service answers a 4xx); the payload is kept (status failed) for `bisonsync replay`
             message = f"invalid input (SQLSTATE {exc.code}): {str(exc)[:300]}"
             delivery_id = await self._record_failed(_with_processing(request, started), message)
             return Verdict(
-                422,
-                {"error": message, "status": "failed", "event_type": event_type, "delivery_id": delivery_id},
-                label,
-                "invalid",
+                "refused", event_type=label, error=message, delivery_type=event_type, delivery_id=delivery_id
             )
         except StoreError as exc:
             log.error("ingest failed for %s: %s", label, exc)
             await self._record_failed(_with_processing(request, started), str(exc))
-            return Verdict(500, {"error": "internal error"}, label, "failed")
+            return Verdict("failed", event_type=label, error=INTERNAL, delivery_type=event_type)
         elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
         if outcome.status == "rejected":  # the token was revoked since it was cached
             self.forget_tokens()
             return self._rejected("invalid webhook token")
-        body_out: dict[str, Any] = {
-            "status": outcome.status,
-            "event_type": event_type,
-            "delivery_id": outcome.delivery_id,
-            "processing_time_ms": elapsed_ms,
-        }
-        if outcome.duplicate_of is not None:
-            body_out["duplicate_of"] = outcome.duplicate_of
-        if outcome.lead_id is not None:
-            body_out["lead_id"] = outcome.lead_id
-            body_out["lead_action"] = outcome.lead_action
-        return Verdict(200, body_out, label, outcome.status, workspace_name=delivery.workspace_name)
+        status = _ACCEPTED_STATUS.get(outcome.status)
+        if status is None:  # not a status `ingest_delivery` returns
+            log.error("ingest of %s returned status %r", label, outcome.status[:40])
+            return Verdict("failed", event_type=label, error=INTERNAL, delivery_type=event_type)
+        return Verdict(
+            status,
+            event_type=label,
+            delivery_type=event_type,
+            delivery_id=outcome.delivery_id,
+            duplicate_of=outcome.duplicate_of,
+            lead_id=outcome.lead_id,
+            lead_action=outcome.lead_action,
+            processing_time_ms=elapsed_ms,
+            workspace_name=delivery.workspace_name,
+        )
 
 
 def _with_processing(request: IngestRequest, started: float) -> IngestRequest:
     return msgspec.structs.replace(request, processing_ms=round((time.perf_counter() - started) * 1000, 3))
-
-
-def legacy_interested_body(verdict: Verdict) -> dict[str, Any]:
-    """The predecessor's `bison-interested-webhook` success shape, from an ingest verdict."""
-    return {
-        "success": True,
-        "action": verdict.body.get("lead_action") or ("updated" if verdict.outcome == "duplicate" else "created"),
-        "lead_id": verdict.body.get("lead_id"),
-        "workspace": verdict.workspace_name or "Unknown",
-        "status": verdict.outcome,
-        "processing_time_ms": verdict.body.get("processing_time_ms"),
-    }

@@ -1,6 +1,6 @@
 """Slow and aborted clients: header and body read deadlines, a connection cap, aborted uploads logged as such.
 
-Two small parts around the Litestar app, wired by `bisonsync serve` (`serve()` below):
+Two small parts around the Litestar app, wired by `service.server` (so by both `bisonsync serve` and `bisonsync run`):
 
 - `guarded_protocol(limits)`: uvicorn's own HTTP protocol (httptools, else h11) with
   - a **connection cap**: past `max_connections` open connections a new one gets `503` and is closed at once;
@@ -46,7 +46,7 @@ _HEAD_TIMEOUT = (
 
 @dataclass(frozen=True, slots=True)
 class GuardLimits:
-    """The limits `bisonsync serve` applies (BISONSYNC_HEADER_TIMEOUT_S, _BODY_TIMEOUT_S, _MAX_CONNECTIONS)."""
+    """The limits the service runs with (BISONSYNC_HEADER_TIMEOUT_S, _BODY_TIMEOUT_S, _MAX_CONNECTIONS)."""
 
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
@@ -264,23 +264,3 @@ async def _send_408(send: Send) -> None:
     await send(start)
     end: Any = {"type": "http.response.body", "body": body}
     await send(end)
-
-
-def serve(app: ASGIApp, *, host: str, port: int, log_level: str, limits: GuardLimits) -> None:
-    """Run `app` under uvicorn with the guard (what `bisonsync serve` does)."""
-    import uvicorn
-
-    config = uvicorn.Config(
-        BodyGuard(app, limits),
-        host=host,
-        port=port,
-        log_level=log_level,
-        # uvicorn's access log prints query strings (tokens): ours in service.app strips them
-        access_log=False,
-        # uvicorn's own records go through the root handler (bisonsync.logs: redaction, escaped values)
-        log_config=None,
-        lifespan="on",
-        http=guarded_protocol(limits),
-        timeout_keep_alive=5,
-    )
-    uvicorn.Server(config).run()

@@ -177,10 +177,11 @@ async def _demo_member(settings: Settings) -> None:
 
 
 async def _start_service(settings: Settings, stack: contextlib.AsyncExitStack) -> str:
-    from devstack.simulator.server import LoopbackServer
     from service.app import create_app
+    from service.server import ServiceServer
 
-    server = LoopbackServer(create_app(settings), port=settings.port, lifespan=True)  # type: ignore[arg-type]
+    # served as `bisonsync serve` serves it: behind the slow-client guard (header/body deadlines, connection cap)
+    server = ServiceServer(create_app(settings), settings, port=settings.port)
     await server.start()
     stack.push_async_callback(server.stop)
     return server.base_url

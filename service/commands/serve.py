@@ -19,7 +19,7 @@ def register(sub: Any) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from service.app import create_app
-    from service.guard import GuardLimits, serve
+    from service.server import serve
 
     setup_logging(args.log_level)
     settings = Settings.from_env()
@@ -29,11 +29,5 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     print(f"bisonsync serving on http://{host}:{port}  (webhook: POST /webhooks/bison?token=...)", flush=True)
     # slow clients are cut off (header/body deadlines, connection cap); aborted uploads logged as aborted
-    limits = GuardLimits(
-        header_timeout_s=settings.header_timeout_s,
-        body_timeout_s=settings.body_timeout_s,
-        max_connections=settings.max_connections,
-        max_body_bytes=settings.webhook_max_bytes,
-    )
-    serve(app, host=host, port=port, log_level=args.log_level, limits=limits)
+    serve(app, settings, host=host, port=port, log_level=args.log_level)
     return 0
