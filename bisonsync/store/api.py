@@ -90,6 +90,8 @@ class SqlTable:
 
     name: str
     columns: frozenset[str]
+    #: the Struct its rows are read into (each field a column of the table)
+    row: type[msgspec.Struct] | None = None
 
     def _checked(self, columns: Iterable[str]) -> None:
         unknown = set(columns) - self.columns
@@ -121,10 +123,10 @@ def _function(name: str, *args: str, rows: bool = False) -> SqlFunction:
     return fn
 
 
-def _table(name: str, *columns: str) -> SqlTable:
+def _table(name: str, *columns: str, row: type[msgspec.Struct] | None = None) -> SqlTable:
     if name in TABLES:
         raise ValueError(f"table {name} declared twice")
-    TABLES[name] = table = SqlTable(name, frozenset(columns))
+    TABLES[name] = table = SqlTable(name, frozenset(columns), row)
     return table
 
 
@@ -290,7 +292,7 @@ async def upsert_workspace(
     return str(await _UPSERT_WORKSPACE.call(store, args))
 
 
-_WORKSPACES = _table("workspaces", "id", "instance", "bison_workspace_id", "name", "timezone", "active")
+_WORKSPACES = _table("workspaces", "instance", "bison_workspace_id", "active", row=WorkspaceRow)
 
 
 async def workspaces(
@@ -530,7 +532,7 @@ async def snapshot_provider_performance(store: Store, snapshot_date: date) -> in
     return int(await _SNAPSHOT_PROVIDER_PERFORMANCE.call(store, {"p_snapshot_date": snapshot_date}) or 0)
 
 
-_PROVIDER_HISTORY = _table("provider_performance_history", "snapshot_date")
+_PROVIDER_HISTORY = _table("provider_performance_history", "snapshot_date", row=ProviderSnapshot)
 
 
 async def provider_snapshots(store: Store, snapshot_date: date) -> list[ProviderSnapshot]:
@@ -607,7 +609,7 @@ async def finish_alerts(store: Store, results: Sequence[SendResult]) -> int:
     return int(await _FINISH_ALERTS.call(store, {"p_results": payload}) or 0)
 
 
-_ALERT_LOG = _table("alert_log", "sent_at")
+_ALERT_LOG = _table("alert_log", "sent_at", row=AlertLogRow)
 
 
 async def unsent_alerts(store: Store) -> list[AlertLogRow]:
