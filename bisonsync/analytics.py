@@ -1,7 +1,6 @@
 """Provider performance snapshots, reply-rate drop detection and mailbox status (disconnect-rate) statistics.
 
-Thin typed wrappers over the SQL functions of `supabase/migrations` (20261129000300 and 20261129000700), so they
-behave the same over `PostgresStore` and `SupabaseStore`:
+Over the SQL calls of `bisonsync.store.api`, so they behave the same over `PostgresStore` and `SupabaseStore`:
 
 - `snapshot_providers(store, day)` writes the day's snapshot of `aggregate_provider_stats()` into
   `provider_performance_history` (idempotent: a re-run of the same day replaces that day's rows) and returns it;
@@ -18,13 +17,30 @@ no workspace time zone applies.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 
-from bisonsync.store import Store
+from bisonsync.store import Store, api
+from bisonsync.store.rows import AccountStatusStats, ProviderSnapshot, ReplyRateDrop, WorkspaceAccountStats
+
+__all__ = [
+    "DEFAULT_DROP_THRESHOLD_PCT",
+    "AccountStatusStats",
+    "DailySnapshotReport",
+    "ProviderSnapshot",
+    "ReplyRateDrop",
+    "SnapshotResult",
+    "WorkspaceAccountStats",
+    "account_status_by_workspace",
+    "account_status_stats",
+    "detect_reply_rate_drops",
+    "provider_snapshots",
+    "run_daily_snapshot",
+    "snapshot_providers",
+    "utc_today",
+]
 
 T = TypeVar("T")
 
@@ -36,35 +52,6 @@ def utc_today() -> date:
     return datetime.now(UTC).date()
 
 
-def _plain(value: Any) -> Any:
-    return str(value) if isinstance(value, uuid.UUID) else value
-
-
-def convert_rows(rows: Iterable[Mapping[str, Any]], type_: type[T]) -> list[T]:
-    """Rows from either store (asyncpg: Decimal/date/UUID; PostgREST: JSON numbers/strings) as `type_`."""
-    return [msgspec.convert({k: _plain(v) for k, v in row.items()}, type_, strict=False) for row in rows]
-
-
-class ProviderSnapshot(msgspec.Struct, kw_only=True, frozen=True):
-    """One row of `provider_performance_history`: a (provider, instance) on one day."""
-
-    email_provider: str
-    instance: str
-    snapshot_date: date
-    total_accounts: int
-    active_accounts: int
-    total_sent: int
-    total_replies: int
-    unique_replies: int
-    total_bounces: int
-    #: sum(unique replies) / sum(sent) * 100 over every live mailbox of the provider (volume-weighted)
-    avg_reply_rate: float
-    avg_emails_per_account: float
-    total_daily_limit: int
-    total_volume_capacity: int
-    utilization_percentage: float
-
-
 class SnapshotResult(msgspec.Struct, kw_only=True, frozen=True):
     snapshot_date: date
     #: (provider, instance) rows inserted or updated by this run
@@ -72,72 +59,22 @@ class SnapshotResult(msgspec.Struct, kw_only=True, frozen=True):
     providers: list[ProviderSnapshot]
 
 
-class ReplyRateDrop(msgspec.Struct, kw_only=True, frozen=True):
-    email_provider: str
-    instance: str
-    snapshot_date: date
-    current_rate: float
-    previous_rate: float
-    #: the most recent snapshot before `snapshot_date` (a gap of several days is compared as it is)
-    previous_snapshot_date: date
-    #: (previous - current) / previous * 100, strictly above `threshold_pct`
-    drop_percentage: float
-    threshold_pct: float
-
-
 class DailySnapshotReport(msgspec.Struct, kw_only=True, frozen=True):
     snapshot: SnapshotResult
     drops: list[ReplyRateDrop]
 
 
-class AccountStatusStats(msgspec.Struct, kw_only=True, frozen=True):
-    """Mailbox status buckets over live (not deleted) mailboxes. 'Not connected' is its own bucket."""
-
-    total: int
-    connected: int
-    disconnected: int
-    failed: int
-    not_connected: int
-    #: (disconnected + failed) / total * 100, 0 when there are no mailboxes
-    disconnect_rate: float
-    #: statuses real instances also report (counted in total, in no other bucket)
-    pending_move: int = 0
-    pending_deletion: int = 0
-    #: any status not known yet (kept as sent)
-    other: int = 0
-    #: None: every workspace (a mailbox shared by several workspaces of one instance counted once)
-    workspace_id: str | None = None
-
-
-class WorkspaceAccountStats(msgspec.Struct, kw_only=True, frozen=True):
-    workspace_id: str
-    workspace_name: str
-    instance: str
-    active: bool
-    total: int
-    connected: int
-    disconnected: int
-    failed: int
-    not_connected: int
-    disconnect_rate: float
-    pending_move: int = 0
-    pending_deletion: int = 0
-    other: int = 0
-
-
 async def provider_snapshots(store: Store, snapshot_date: date) -> list[ProviderSnapshot]:
     """The stored snapshot rows of one day, ordered by instance and provider."""
-    rows = await store.select("provider_performance_history", filters={"snapshot_date": snapshot_date})
-    snaps = convert_rows(rows, ProviderSnapshot)
-    return sorted(snaps, key=lambda s: (s.instance, s.email_provider))
+    return await api.provider_snapshots(store, snapshot_date)
 
 
 async def snapshot_providers(store: Store, snapshot_date: date | None = None) -> SnapshotResult:
     """Snapshot `aggregate_provider_stats()` for `snapshot_date` (default: today, UTC). Idempotent."""
     day = snapshot_date or utc_today()
-    written = await store.rpc("snapshot_provider_performance", {"p_snapshot_date": day})
+    written = await api.snapshot_provider_performance(store, day)
     providers = await provider_snapshots(store, day)
-    return SnapshotResult(snapshot_date=day, rows_written=int(written or 0), providers=providers)
+    return SnapshotResult(snapshot_date=day, rows_written=written, providers=providers)
 
 
 async def detect_reply_rate_drops(
@@ -148,9 +85,7 @@ async def detect_reply_rate_drops(
     if threshold_pct < 0:
         raise ValueError("threshold_pct must be >= 0")
     day = as_of or utc_today()
-    rows = await store.rpc_rows("check_provider_reply_rate_drop", {"p_threshold_pct": threshold_pct, "p_as_of": day})
-    extra = {"snapshot_date": day, "threshold_pct": float(threshold_pct)}
-    drops = convert_rows(({**row, **extra} for row in rows), ReplyRateDrop)
+    drops = await api.check_provider_reply_rate_drop(store, day, threshold_pct)
     return sorted(drops, key=lambda d: (-d.drop_percentage, d.instance, d.email_provider))
 
 
@@ -167,18 +102,12 @@ async def run_daily_snapshot(
 async def account_status_stats(store: Store, workspace_id: str | uuid.UUID | None = None) -> AccountStatusStats:
     """Status buckets and disconnect rate of one workspace, or of every workspace together (None)."""
     ws = str(workspace_id) if workspace_id is not None else None
-    rows = await store.rpc_rows("get_account_status_stats", {"p_workspace_id": ws})
-    row = dict(rows[0]) if rows else {}
-    for key in ("total", "connected", "disconnected", "failed", "not_connected", "disconnect_rate"):
-        row.setdefault(key, 0)
-    row["workspace_id"] = ws
-    return convert_rows([row], AccountStatusStats)[0]
+    return await api.get_account_status_stats(store, ws)
 
 
 async def account_status_by_workspace(store: Store, *, active_only: bool = False) -> list[WorkspaceAccountStats]:
     """Status buckets and disconnect rate of every workspace, highest disconnect rate first."""
-    rows = await store.rpc_rows("account_status_by_workspace", {})
-    stats = convert_rows(rows, WorkspaceAccountStats)
+    stats = await api.account_status_by_workspace(store)
     if active_only:
         stats = [s for s in stats if s.active]
     return sorted(stats, key=lambda s: (-s.disconnect_rate, s.workspace_name))

@@ -158,14 +158,13 @@ class WebhookIngestor:
         cached = self._tokens.get(token_hash)
         if cached is not None and cached[0] > now:
             return cached[1]
-        rows = await self.store.rpc_rows("resolve_webhook_token", {"p_token_hash": token_hash})
+        found = await store_api.resolve_webhook_token(self.store, token_hash)
         pinned = None
-        if rows:
-            row = rows[0]
+        if found is not None:
             pinned = PinnedWorkspace(
-                workspace_id=str(row["workspace_id"]),
-                instance=str(row["instance"]),
-                bison_workspace_id=int(row["bison_workspace_id"]),
+                workspace_id=found.workspace_id,
+                instance=found.instance,
+                bison_workspace_id=found.bison_workspace_id,
             )
         if len(self._tokens) >= TOKEN_CACHE_SIZE:
             self._tokens.clear()  # bounded: random wrong tokens cannot grow it
@@ -202,8 +201,7 @@ class WebhookIngestor:
         except StoreError as exc:
             log.warning("could not record failed delivery: %s", exc)
             return None
-        delivery_id = result.get("delivery_id") if isinstance(result, dict) else None
-        return int(delivery_id) if delivery_id is not None else None
+        return result.delivery_id
 
     async def handle(
         self, body: bytes, token: str | None, *, instance: str | None = None, require_type: str | None = None

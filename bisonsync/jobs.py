@@ -24,7 +24,7 @@ from bisonsync.bison import BisonClient
 from bisonsync.keys import provision_missing
 from bisonsync.scheduler import Job
 from bisonsync.settings import Settings
-from bisonsync.store import Store
+from bisonsync.store import Store, api
 from bisonsync.sync.scheduled import run_scheduled_poll
 
 log = logging.getLogger("bisonsync.jobs")
@@ -51,8 +51,8 @@ async def prune_ledger(store: Store, retention_days: int | None = None) -> int:
     if retention_days is not None:
         if retention_days < 1:
             raise ValueError(f"retention_days must be at least 1, got {retention_days}")
-        await store.upsert("bisonsync_settings", [{"key": RETENTION_KEY, "value": retention_days}], "key")
-    return int(await store.rpc("prune_ledger", {}) or 0)
+        await api.set_setting(store, RETENTION_KEY, retention_days)
+    return await api.prune_ledger(store)
 
 
 def service_jobs(

@@ -39,10 +39,10 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from bisonsync.analytics import convert_rows
 from bisonsync.bison import BisonClient, BisonError, WorkspaceStats
 from bisonsync.events.decode import instance_host
-from bisonsync.store import Store, StoreError
+from bisonsync.store import Store, StoreError, api
+from bisonsync.store.rows import MetricDrift, WorkspaceRow
 from bisonsync.sync.runs import add_workspace_keys, workspace_key_refs
 
 log = logging.getLogger("bisonsync.reconcile")
@@ -56,21 +56,6 @@ METRIC_MAP: dict[str, str] = {
     "bounced": "bounced",
     "unsubscribed": "unsubscribed",
 }
-
-
-class MetricDrift(msgspec.Struct, kw_only=True, frozen=True):
-    workspace_id: str
-    metric: str
-    period_start: date
-    period_end: date
-    webhook_value: int
-    bison_value: int
-    #: webhook_value - bison_value
-    drift: int
-    #: drift / bison_value * 100; None when Bison says 0
-    drift_pct: float | None
-    checked_on: date
-    checked_at: datetime
 
 
 class WorkspaceReconciliation(msgspec.Struct, kw_only=True, frozen=True):
@@ -149,41 +134,32 @@ async def attach_workspace_keys(
 async def reconcile_workspace(
     store: Store,
     client: BisonClient,
-    workspace: Mapping[str, Any],
+    workspace: WorkspaceRow,
     period: tuple[date, date],
     checked_at: datetime,
 ) -> WorkspaceReconciliation:
     """Fetch one workspace's Email Bison stats for `period` and record the drift. Errors are reported, not raised."""
     start, end = period
     base: dict[str, Any] = {
-        "workspace_id": str(workspace["id"]),
-        "bison_workspace_id": int(workspace["bison_workspace_id"]),
-        "workspace_name": str(workspace["name"]),
-        "timezone": str(workspace["timezone"]),
+        "workspace_id": workspace.id,
+        "bison_workspace_id": workspace.bison_workspace_id,
+        "workspace_name": workspace.name,
+        "timezone": workspace.timezone,
         "period_start": start,
         "period_end": end,
     }
     try:
-        async with client.workspace(int(workspace["bison_workspace_id"])) as ws:
+        async with client.workspace(workspace.bison_workspace_id) as ws:
             stats = await ws.workspace_stats(start, end)
     except BisonError as exc:
-        log.warning("reconcile %s: Email Bison stats failed: %s", workspace["name"], exc)
+        log.warning("reconcile %s: Email Bison stats failed: %s", workspace.name, exc)
         return WorkspaceReconciliation(**base, error=f"email bison: {exc}")
     try:
-        rows = await store.rpc(
-            "record_metric_drift",
-            {
-                "p_workspace_id": str(workspace["id"]),
-                "p_period_start": start,
-                "p_period_end": end,
-                "p_bison": msgspec.json.encode(bison_values(stats)),
-                "p_checked_at": checked_at,
-            },
-        )
+        drift = await api.record_metric_drift(store, workspace.id, period, bison_values(stats), checked_at)
     except StoreError as exc:
-        log.warning("reconcile %s: recording drift failed: %s", workspace["name"], exc)
+        log.warning("reconcile %s: recording drift failed: %s", workspace.name, exc)
         return WorkspaceReconciliation(**base, error=f"database: {exc}")
-    return WorkspaceReconciliation(**base, metrics=convert_rows(rows or [], MetricDrift))
+    return WorkspaceReconciliation(**base, metrics=drift)
 
 
 async def reconcile(
@@ -206,15 +182,13 @@ async def reconcile(
     checked_at = (now or datetime.now(UTC)).astimezone(UTC)
     wanted = {int(i) for i in bison_workspace_ids} if bison_workspace_ids is not None else None
     rows = [
-        w
-        for w in await store.select("workspaces", filters={"instance": inst, "active": True})
-        if wanted is None or int(w["bison_workspace_id"]) in wanted
+        w for w in await api.workspaces(store, inst, active=True) if wanted is None or w.bison_workspace_id in wanted
     ]
-    rows.sort(key=lambda w: int(w["bison_workspace_id"]))
+    rows.sort(key=lambda w: w.bison_workspace_id)
     slots = asyncio.Semaphore(max(1, concurrency))
 
-    async def one(w: Mapping[str, Any]) -> WorkspaceReconciliation | None:
-        period = month_period(month, str(w["timezone"]), checked_at)
+    async def one(w: WorkspaceRow) -> WorkspaceReconciliation | None:
+        period = month_period(month, w.timezone, checked_at)
         if period is None:
             return None
         async with slots:

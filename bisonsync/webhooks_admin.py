@@ -36,8 +36,7 @@ import msgspec
 from bisonsync.bison import BisonClient, BisonError, Webhook, WorkspaceSession, event_type_key
 from bisonsync.events.decode import instance_host
 from bisonsync.ingest import hash_token
-from bisonsync.store import Store, StoreError
-from bisonsync.store import api as store_api
+from bisonsync.store import Store, StoreError, api
 
 log = logging.getLogger("bisonsync.webhooks")
 
@@ -175,12 +174,6 @@ async def _event_types(client: BisonClient) -> list[str]:
     return list(dict.fromkeys(types))
 
 
-async def _stored_hash(store: Store, workspace_id: str) -> str | None:
-    rows = await store.select("workspace_credentials", filters={"workspace_id": workspace_id}, limit=1)
-    value = rows[0].get("webhook_token_hash") if rows else None
-    return str(value) if value else None
-
-
 def _select(teams: Sequence[int], only: Sequence[int] | None) -> list[int]:
     return [t for t in teams if only is None or t in set(only)]
 
@@ -202,7 +195,7 @@ async def _install_one(
     hooks = await session.list_webhooks()
     mine = sorted((h for h in hooks if is_ours(h, ours)), key=lambda h: h.id)
     legacy = [_registration(h) for h in hooks if is_legacy(h) and not is_ours(h, ours)]
-    workspace_id = await store_api.upsert_workspace(store, instance, team_id, team_name)
+    workspace_id = await api.upsert_workspace(store, instance, team_id, team_name)
     keep = mine[0] if mine else None
 
     token: str | None = None
@@ -211,14 +204,14 @@ async def _install_one(
         target_url = with_token(url, global_token)
     else:
         current = url_token(keep.url) if keep is not None else None
-        previous = await _stored_hash(store, workspace_id)
+        previous = await api.webhook_token_hash(store, workspace_id)
         # keep the registered token while it is the one the service accepts: a re-run changes nothing
         valid = current is not None and previous is not None and hmac.compare_digest(hash_token(current), previous)
         if valid and not rotate and current is not None:
             target_url = with_token(url, current)
         else:
             token = new_token()
-            await store.rpc("set_webhook_token", {"p_workspace_id": workspace_id, "p_token_hash": hash_token(token)})
+            await api.set_webhook_token(store, workspace_id, hash_token(token))
             target_url = with_token(url, token)
 
     base = WorkspaceInstall(
@@ -235,7 +228,7 @@ async def _install_one(
     except BisonError:
         if token is not None:  # Email Bison still has the old URL: put the token it carries back
             try:
-                await store.rpc("set_webhook_token", {"p_workspace_id": workspace_id, "p_token_hash": previous})
+                await api.set_webhook_token(store, workspace_id, previous)
             except StoreError as exc:
                 log.error("workspace %d: could not restore the previous webhook token: %s", team_id, exc)
         raise
@@ -334,10 +327,10 @@ async def _token_ok(
         return False, "our registration carries no ?token=: every delivery would be refused (401)"
     if global_token and hmac.compare_digest(token.encode(), global_token.encode()):
         return True, None
-    rows = await store.select("workspaces", filters={"instance": instance, "bison_workspace_id": team_id}, limit=1)
+    rows = await api.workspaces(store, instance, bison_workspace_id=team_id)
     if not rows:
         return False, f"workspace is not registered in the database for instance {instance}"
-    stored = await _stored_hash(store, str(rows[0]["id"]))
+    stored = await api.webhook_token_hash(store, rows[0].id)
     if stored is None or not hmac.compare_digest(hash_token(token), stored):
         return False, "the token in the registered URL is not this workspace's token (deliveries get 401)"
     return True, None

@@ -41,50 +41,15 @@ from bisonsync.alerts.models import (
     bucket_start,
     window_tag,
 )
-from bisonsync.analytics import account_status_by_workspace, convert_rows, detect_reply_rate_drops
-from bisonsync.store import Store, StoreError
+from bisonsync.analytics import account_status_by_workspace, detect_reply_rate_drops
+from bisonsync.store import Store, StoreError, api
+from bisonsync.store.rows import MailboxTransition, SyncFailure, WebhookSilence
 
 log = logging.getLogger("bisonsync.alerts")
 
 #: scan cursors (alert_scan_state.scan)
 SCAN_MAILBOXES = "mailbox_transitions"
 SCAN_SYNC_RUNS = "sync_runs"
-
-
-class _Transition(msgspec.Struct, kw_only=True, frozen=True):
-    history_id: int
-    workspace_id: str
-    workspace_name: str
-    instance: str
-    bison_sender_id: int
-    email_address: str | None
-    old_status: str | None
-    new_status: str
-    source: str
-    event_at: datetime
-    recorded_at: datetime
-    current_status: str | None
-
-
-class _Silence(msgspec.Struct, kw_only=True, frozen=True):
-    workspace_id: str
-    workspace_name: str
-    instance: str
-    last_delivery_at: datetime
-    last_event_type: str | None
-    last_status: str | None
-    silent_minutes: int
-
-
-class _SyncFailure(msgspec.Struct, kw_only=True, frozen=True):
-    run_id: str
-    job: str
-    instance: str
-    run_status: str
-    workspace_id: str | None
-    workspace_name: str | None
-    error: str | None
-    failed_at: datetime
 
 
 @dataclass
@@ -115,7 +80,7 @@ def _since(cursor: datetime | None, now: datetime, config: AlertConfig, scoped: 
 # -- composing alerts -----------------------------------------------------------------------------------------
 
 
-def mailbox_alert(t: _Transition, config: AlertConfig, rates: Mapping[str, str]) -> Alert:
+def mailbox_alert(t: MailboxTransition, config: AlertConfig, rates: Mapping[str, str]) -> Alert:
     condition = MAILBOX_DISCONNECTED if t.new_status == "Disconnected" else MAILBOX_FAILED
     window = bucket_start(t.event_at, config.mailbox_window)
     email = t.email_address or f"sender #{t.bison_sender_id}"
@@ -145,7 +110,7 @@ def mailbox_alert(t: _Transition, config: AlertConfig, rates: Mapping[str, str])
     )
 
 
-def silence_alert(s: _Silence, now: datetime, config: AlertConfig) -> Alert:
+def silence_alert(s: WebhookSilence, now: datetime, config: AlertConfig) -> Alert:
     anchor = as_utc(s.last_delivery_at) + timedelta(minutes=config.silence_minutes)
     window = anchored_window(anchor, now, config.silence_repeat)
     hours, minutes = divmod(max(0, s.silent_minutes), 60)
@@ -171,7 +136,7 @@ def silence_alert(s: _Silence, now: datetime, config: AlertConfig) -> Alert:
     )
 
 
-def sync_alert(f: _SyncFailure, config: AlertConfig) -> Alert:
+def sync_alert(f: SyncFailure, config: AlertConfig) -> Alert:
     window = bucket_start(f.failed_at, config.sync_window)
     scope = f.workspace_id or f"run:{f.instance}"
     name = f.workspace_name or f"all workspaces of {f.instance}"
@@ -206,11 +171,7 @@ def _covered(rows: Sequence[Any], now: datetime, last: Callable[[Any], datetime]
 async def _mailbox_alerts(
     store: Store, since: datetime, now: datetime, config: AlertConfig, ws: bytes | None
 ) -> tuple[list[Alert], datetime]:
-    rows = await store.rpc_rows(
-        "alert_mailbox_transitions",
-        {"p_since": since, "p_until": now, "p_workspace_ids": ws, "p_limit": SCAN_LIMIT},
-    )
-    transitions = convert_rows(rows, _Transition)
+    transitions = await api.alert_mailbox_transitions(store, since, now, workspace_ids=ws, limit=SCAN_LIMIT)
     if not transitions:
         return [], now
     rates: dict[str, str] = {}
@@ -227,10 +188,8 @@ async def _mailbox_alerts(
 async def _silence_alerts(
     store: Store, now: datetime, config: AlertConfig, ws: bytes | None
 ) -> tuple[list[Alert], datetime]:
-    rows = await store.rpc_rows(
-        "alert_webhook_silence", {"p_now": now, "p_silence_minutes": config.silence_minutes, "p_workspace_ids": ws}
-    )
-    return [silence_alert(s, now, config) for s in convert_rows(rows, _Silence)], now
+    silent = await api.alert_webhook_silence(store, now, silence_minutes=config.silence_minutes, workspace_ids=ws)
+    return [silence_alert(s, now, config) for s in silent], now
 
 
 async def _drop_alerts(store: Store, now: datetime, config: AlertConfig) -> tuple[list[Alert], datetime]:
@@ -265,10 +224,7 @@ async def _drop_alerts(store: Store, now: datetime, config: AlertConfig) -> tupl
 async def _sync_alerts(
     store: Store, since: datetime, now: datetime, config: AlertConfig, ws: bytes | None
 ) -> tuple[list[Alert], datetime]:
-    rows = await store.rpc_rows(
-        "alert_sync_failures", {"p_since": since, "p_until": now, "p_workspace_ids": ws, "p_limit": SCAN_LIMIT}
-    )
-    failures = convert_rows(rows, _SyncFailure)
+    failures = await api.alert_sync_failures(store, since, now, workspace_ids=ws, limit=SCAN_LIMIT)
     # oldest first: the window's first failure speaks for it (evaluate keeps the first alert of each key)
     alerts = [sync_alert(f, config) for f in failures]
     return alerts, _covered(failures, now, lambda f: f.failed_at) if failures else now

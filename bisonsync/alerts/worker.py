@@ -35,6 +35,7 @@ from bisonsync.alerts.log import (
     SendResult,
     advance_scan,
     claim_alerts,
+    claimed_alert,
     finish_alerts,
     record_alerts,
 )
@@ -308,7 +309,7 @@ class AlertWorker:
                     for c in group
                 ]
                 continue
-            message = render_batch([c.alert() for c in group], cfg.list_max)
+            message = render_batch([claimed_alert(c) for c in group], cfg.list_max)
             result = await post_message(
                 self._client(),
                 dest.url,

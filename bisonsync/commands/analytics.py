@@ -18,7 +18,7 @@ from bisonsync.analytics import (
     run_daily_snapshot,
 )
 from bisonsync.settings import Settings
-from bisonsync.store import Store, store_from_settings
+from bisonsync.store import Store, api, store_from_settings
 
 
 def register(sub: Any) -> None:
@@ -120,12 +120,11 @@ def _alerts_pending(args: argparse.Namespace) -> int:
     async def run() -> int:
         store = await _with_store(Settings.from_env())
         try:
-            rows = [r for r in await store.select("alert_log") if r.get("sent_at") is None]
+            rows = await api.unsent_alerts(store)
         finally:
             await store.close()
-        rows.sort(key=lambda r: str(r.get("first_seen")))
         keep = ("id", "alert_key", "condition", "severity", "first_seen", "attempts", "last_error", "next_attempt_at")
-        out = [{k: r.get(k) for k in keep} for r in rows[: args.limit]]
+        out = [{k: v for k, v in msgspec.structs.asdict(r).items() if k in keep} for r in rows[: args.limit]]
         print(json.dumps({"unsent": len(rows), "alerts": out}, indent=2, default=str))
         return 0
 

@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from bisonsync.settings import Settings
-from bisonsync.store import api as store_api
-from bisonsync.store import store_from_settings
+from bisonsync.store import api, store_from_settings
+from bisonsync.store.rows import DeliveryStatus
 
 
 def register(sub: Any) -> None:
@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
 
 async def replay(
     settings: Settings,
-    status: str,
+    status: DeliveryStatus,
     *,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -38,23 +38,13 @@ async def replay(
     store = store_from_settings(settings)
     await store.open()
     try:
-        rows = await store.rpc_rows(
-            "list_deliveries",
-            {
-                "p_status": status,
-                "p_since": since,
-                "p_until": until,
-                "p_event_type": event_type,
-                "p_limit": limit,
-            },
-        )
+        rows = await api.list_deliveries(store, status, since=since, until=until, event_type=event_type, limit=limit)
         counts: dict[str, int] = {"candidates": len(rows)}
         if dry_run:
             return counts
         for row in rows:
-            result = await store_api.replay_delivery(store, int(row["id"]))
-            key = str(result.get("status", "unknown"))
-            counts[key] = counts.get(key, 0) + 1
+            result = await api.replay_delivery(store, row.id)
+            counts[result.status] = counts.get(result.status, 0) + 1
         return counts
     finally:
         await store.close()

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -522,8 +522,9 @@ async def pending_in(store: Store, directory: Path | None = None) -> list[str]:
     """Bundled versions newer than the newest version the store's database has applied (the readiness check;
     one call of `bisonsync_ping`, so it works over PostgREST as well as over a direct connection)."""
     versions = _bundled_versions() if directory is None else tuple(m.version for m in bundled(directory))
-    result: Any = await store.rpc("bisonsync_ping", {})
-    current = result.get("schema_version") if isinstance(result, dict) else None
+    from bisonsync.store import api
+
+    current = (await api.ping(store)).schema_version
     return [v for v in versions if current is None or v > str(current)]
 
 

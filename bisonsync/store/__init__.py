@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from bisonsync.settings import Settings
-from bisonsync.store.base import IngestOutcome, IngestRequest, Store
+from bisonsync.store.base import IngestRequest, Store
 from bisonsync.store.errors import StoreError, StoreInvalidInput, StoreUnavailable
 from bisonsync.store.postgres_store import PostgresStore
+from bisonsync.store.rows import IngestOutcome
 from bisonsync.store.supabase_store import SupabaseStore
 
 __all__ = [

@@ -32,19 +32,6 @@ class IngestRequest(msgspec.Struct, frozen=True, kw_only=True):
     processing_ms: float | None = None
 
 
-class IngestOutcome(msgspec.Struct, frozen=True, kw_only=True):
-    """What `ingest_delivery` did: status is applied, duplicate, ignored or rejected."""
-
-    status: str
-    delivery_id: int | None = None
-    workspace_id: str | None = None
-    duplicate_of: int | None = None
-    effects: list[Any] = msgspec.field(default_factory=list)
-    lead_id: str | None = None
-    lead_action: str | None = None
-    error: str | None = None
-
-
 @runtime_checkable
 class Store(Protocol):
     """Database operations used by the service, the jobs and the CLI."""
@@ -74,7 +61,3 @@ class Store(Protocol):
     ) -> list[dict[str, Any]]:
         """Rows of a table or view with equality filters."""
         ...
-
-
-def outcome_from_json(data: Any) -> IngestOutcome:
-    return msgspec.convert(data, IngestOutcome, strict=False)

@@ -1,7 +1,7 @@
 """Sync run records in Postgres: the job lease, the resumable per-workspace cursor, one call per page.
 
-Thin typed wrappers over the SQL functions of `supabase/migrations/20261129000600_mailbox_sync.sql`; every call is
-one store round trip (one transaction) and works the same through `PostgresStore` and `SupabaseStore`.
+The calls themselves are in `bisonsync.store.api`; every call is one store round trip (one transaction) and works
+the same through `PostgresStore` and `SupabaseStore`.
 """
 
 from __future__ import annotations
@@ -12,13 +12,27 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
-
-import msgspec
+from typing import TypeVar
 
 from bisonsync.bison import BisonClient, KeyKind
 from bisonsync.retry import RetryPolicy, retry_call
-from bisonsync.store import Store, StoreError, StoreUnavailable
+from bisonsync.store import Store, StoreError, StoreUnavailable, api
+from bisonsync.store.rows import PageResult, RunResult, RunStart, WorkspaceProgress
+
+__all__ = [
+    "LeaseLost",
+    "PageResult",
+    "RunResult",
+    "RunStart",
+    "SyncRunStore",
+    "WorkspaceProgress",
+    "add_workspace_keys",
+    "default_holder",
+    "is_lease_lost",
+    "resolve_workspace_keys",
+    "with_store_retry",
+    "workspace_key_refs",
+]
 
 log = logging.getLogger("bisonsync.sync")
 
@@ -32,81 +46,9 @@ class LeaseLost(Exception):
     """Another poller holds the job now (our lease expired and was taken over), or the run was closed."""
 
 
-class WorkspaceProgress(msgspec.Struct, kw_only=True):
-    """One workspace of a run, as `sync_run_workspaces` (joined with `workspaces`) has it."""
-
-    workspace_id: str
-    bison_workspace_id: int
-    name: str
-    status: str
-    pages_done: int = 0
-    next_page_url: str | None = None
-    mailboxes_seen: int = 0
-    listing_total: int | None = None
-    listing_changed: bool = False
-    inserted: int = 0
-    updated: int = 0
-    status_changes: int = 0
-    undeleted: int = 0
-    deleted: int = 0
-    priced: int = 0
-    sweep: str | None = None
-    error: str | None = None
-    #: done workspaces: True when the listing was proven complete (swept), False when it was not (nothing swept)
-    verified: bool | None = None
-    #: why the listing could not be proven complete (first reason a page gave)
-    listing_unverified: str | None = None
-    #: live cached mailboxes when the run started (to start big workspaces first)
-    cached_mailboxes: int = 0
-
-
-class RunStart(msgspec.Struct, kw_only=True):
-    """What `start_sync_run` decided: started, resumed (a dead holder's run) or skipped (someone holds the job)."""
-
-    status: str
-    job: str
-    holder: str
-    held_by: str | None = None
-    run_id: str | None = None
-    lease_expires_at: str | None = None
-    resumed_count: int = 0
-    workspaces: list[WorkspaceProgress] = msgspec.field(default_factory=list)
-
-
-class PageResult(msgspec.Struct, kw_only=True):
-    page: int
-    replayed: bool
-    rows: int
-    inserted: int
-    updated: int
-    unchanged: int
-    status_changes: int
-    undeleted: int
-    pages_done: int
-    next_page_url: str | None = None
-    mailboxes_seen: int = 0
-    listing_total: int | None = None
-
-
-class RunResult(msgspec.Struct, kw_only=True):
-    run_id: str
-    job: str
-    status: str
-    holder: str | None = None
-    resumed_count: int = 0
-    error: str | None = None
-    totals: dict[str, int] = msgspec.field(default_factory=dict)
-    workspaces: list[WorkspaceProgress] = msgspec.field(default_factory=list)
-    already_finished: bool = False
-
-
 def default_holder() -> str:
     """A holder id unique to this poll: host, process and a random suffix (never reused after a crash)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _convert(data: Any, type_: type[T]) -> T:
-    return msgspec.convert(data, type_, strict=False)
 
 
 def is_lease_lost(exc: BaseException) -> bool:
@@ -136,29 +78,23 @@ class SyncRunStore:
         self.lease_seconds = lease_seconds
 
     async def start(self, instance: str, *, max_resume_age_s: int = 6 * 3600) -> RunStart:
-        data = await self.store.rpc(
-            "start_sync_run",
-            {
-                "p_job": self.job,
-                "p_holder": self.holder,
-                "p_lease_seconds": self.lease_seconds,
-                "p_instance": instance,
-                "p_max_resume_age_seconds": max_resume_age_s,
-            },
+        return await api.start_sync_run(
+            self.store,
+            self.job,
+            self.holder,
+            lease_seconds=self.lease_seconds,
+            instance=instance,
+            max_resume_age_s=max_resume_age_s,
         )
-        return _convert(data, RunStart)
 
     async def heartbeat(self, run_id: str) -> bool:
         """Renew the lease and publish progress; False when the lease is no longer ours."""
-        data = await self.store.rpc(
-            "heartbeat_sync_run",
-            {"p_run_id": run_id, "p_holder": self.holder, "p_lease_seconds": self.lease_seconds},
-        )
-        return bool(data.get("ok")) if isinstance(data, dict) else False
+        beat = await api.heartbeat_sync_run(self.store, run_id, self.holder, lease_seconds=self.lease_seconds)
+        return beat.ok
 
     async def release(self) -> bool:
         """Give the lease up without finishing the run (the next poller resumes it)."""
-        return bool(await self.store.rpc("release_sync_lease", {"p_job": self.job, "p_holder": self.holder}))
+        return await api.release_sync_lease(self.store, self.job, self.holder)
 
     async def commit_page(
         self,
@@ -172,34 +108,26 @@ class SyncRunStore:
         listing_total: int | None,
         unverified: str | None = None,
     ) -> PageResult:
-        args: dict[str, Any] = {
-            "p_run_id": run_id,
-            "p_workspace_id": workspace_id,
-            "p_page": page,
-            "p_next_page_url": next_page_url,
-            "p_rows": rows_json,
-            "p_observed_at": observed_at,
-            "p_listing_total": listing_total,
-            "p_holder": self.holder,
-            "p_unverified": unverified,
-        }
-        return _convert(await self.store.rpc("sync_mailbox_page", args), PageResult)
+        return await api.sync_mailbox_page(
+            self.store,
+            run_id,
+            workspace_id,
+            page,
+            next_page_url,
+            rows_json,
+            holder=self.holder,
+            observed_at=observed_at,
+            listing_total=listing_total,
+            unverified=unverified,
+        )
 
     async def finish_workspace(
         self, run_id: str, workspace_id: str, *, ok: bool, error: str | None = None
     ) -> WorkspaceProgress:
-        args = {
-            "p_run_id": run_id,
-            "p_workspace_id": workspace_id,
-            "p_ok": ok,
-            "p_error": error,
-            "p_holder": self.holder,
-        }
-        return _convert(await self.store.rpc("finish_workspace_sync", args), WorkspaceProgress)
+        return await api.finish_workspace_sync(self.store, run_id, workspace_id, holder=self.holder, ok=ok, error=error)
 
     async def finish(self, run_id: str) -> RunResult:
-        data = await self.store.rpc("finish_sync_run", {"p_run_id": run_id, "p_holder": self.holder})
-        return _convert(data, RunResult)
+        return await api.finish_sync_run(self.store, run_id, self.holder)
 
     async def api_key_refs(self, instance: str) -> dict[int, str]:
         return await workspace_key_refs(self.store, instance)
@@ -207,8 +135,7 @@ class SyncRunStore:
 
 async def workspace_key_refs(store: Store, instance: str) -> dict[int, str]:
     """{bison workspace id: env var NAME} of the workspace-scoped keys registered for `instance`."""
-    rows = await store.rpc_rows("workspace_api_key_refs", {"p_instance": instance})
-    return {int(r["bison_workspace_id"]): str(r["bison_api_key_ref"]) for r in rows}
+    return {r.bison_workspace_id: r.bison_api_key_ref for r in await api.workspace_api_key_refs(store, instance)}
 
 
 def add_workspace_keys(client: BisonClient, refs: Mapping[int, str], environ: Mapping[str, str]) -> int:

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 
 from bisonsync.bison import BisonClient, Workspace
 from bisonsync.events import instance_host
-from bisonsync.store import Store
-from bisonsync.store.api import upsert_workspace
+from bisonsync.store import Store, api
 
 log = logging.getLogger("bisonsync.sync")
 
@@ -66,15 +65,15 @@ async def sync_workspaces(
     """Register every workspace the client's key can list under `instance` (normalised like BISON_BASE_URL's host)."""
     host = instance_host(instance)
     listed = await client.list_workspaces()
-    before = {int(r["bison_workspace_id"]): r for r in await store.select("workspaces", filters={"instance": host})}
+    before = {r.bison_workspace_id: r for r in await api.workspaces(store, host)}
     registered: list[RegisteredWorkspace] = []
     for ws in sorted(listed, key=lambda w: w.id):
         if ws.main and not include_main:
             continue
         name = _label(ws)
-        workspace_id = await upsert_workspace(store, host, ws.id, name)
+        workspace_id = await api.upsert_workspace(store, host, ws.id, name)
         old = before.get(ws.id)
-        renamed_from = str(old["name"]) if old is not None and old["name"] != name else None
+        renamed_from = old.name if old is not None and old.name != name else None
         if renamed_from is not None:
             log.info("workspace %d renamed: %r -> %r", ws.id, renamed_from, name)
         registered.append(
@@ -88,7 +87,7 @@ async def sync_workspaces(
             )
         )
     listed_ids = {ws.id for ws in listed}
-    missing = sorted(i for i, r in before.items() if r.get("active", True) and i not in listed_ids)
+    missing = sorted(i for i, r in before.items() if r.active and i not in listed_ids)
     if missing:
         log.warning("%s: workspaces registered but not listed by Email Bison: %s", host, missing)
     return WorkspaceSyncReport(instance=host, workspaces=registered, missing=missing)
