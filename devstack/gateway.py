@@ -98,7 +98,13 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app(GatewayConfig(db_url=args.db_url, replication_db_url=args.replication_db_url, keys=keys))
     # No permessage-deflate: Realtime's Phoenix endpoint does not compress, and it costs CPU on every frame.
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on", ws="websockets",
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        ws="websockets",
         ws_per_message_deflate=False,
     )
     asyncio.run(uvicorn.Server(config).serve())
