@@ -223,15 +223,6 @@ class Watcher:
             if status == "ok":
                 put(ConnectionEvent(state="live", detail=str(message)))
 
-        def on_state(state: RealtimeSubscribeStates, err: Exception | None) -> None:
-            mapping: dict[RealtimeSubscribeStates, Literal["joined", "error", "closed", "timed_out"]] = {
-                RealtimeSubscribeStates.SUBSCRIBED: "joined",
-                RealtimeSubscribeStates.CHANNEL_ERROR: "error",
-                RealtimeSubscribeStates.CLOSED: "closed",
-                RealtimeSubscribeStates.TIMED_OUT: "timed_out",
-            }
-            put(ConnectionEvent(state=mapping[state], detail=str(err) if err else None))
-
         self._counter += 1
         channel = self._client.channel(f"bisonsync-{table}-{self._counter}")
         channel.on_postgres_changes(
@@ -242,19 +233,9 @@ class Watcher:
             filter=",".join(filters) or None,
         )
         channel.on_system(on_system)
-        self._channels.append(channel)
-        await channel.subscribe(on_state)
-        try:
-            while True:
-                item = await queue.get()
-                yield item
-                if isinstance(item, ConnectionEvent) and item.state == "closed":
-                    return
-        finally:
-            if channel in self._channels:
-                self._channels.remove(channel)
-                with contextlib.suppress(Exception):
-                    await self._client.remove_channel(channel)
+        await self._run_channel(channel, put, live_on_join=False)
+        async for item in self._stream(channel, queue):
+            yield item
 
     async def watch_workspace(
         self, workspace_id: str, *, tables: Iterable[str] | None = None
@@ -292,23 +273,12 @@ class Watcher:
         channel = self._client.channel(topic, params=options)
         channel.on_broadcast("*", on_message)
         # A broadcast channel is live as soon as it is joined (there is no database subscription to wait for).
-        await self._run_channel(channel, queue, put, live_on_join=True)
-        try:
-            while True:
-                item = await queue.get()
-                yield item
-                if isinstance(item, ConnectionEvent) and item.state == "closed":
-                    return
-        finally:
-            await self._drop(channel)
+        await self._run_channel(channel, put, live_on_join=True)
+        async for item in self._stream(channel, queue):
+            yield item
 
     async def _run_channel(
-        self,
-        channel: AsyncRealtimeChannel,
-        queue: asyncio.Queue[WatchEvent],
-        put: Callable[[WatchEvent], None],
-        *,
-        live_on_join: bool,
+        self, channel: AsyncRealtimeChannel, put: Callable[[WatchEvent], None], *, live_on_join: bool
     ) -> None:
         def on_state(state: RealtimeSubscribeStates, err: Exception | None) -> None:
             put(ConnectionEvent(state=_STATES[state], detail=str(err) if err else None))
@@ -317,6 +287,19 @@ class Watcher:
 
         self._channels.append(channel)
         await channel.subscribe(on_state)
+
+    async def _stream(
+        self, channel: AsyncRealtimeChannel, queue: asyncio.Queue[WatchEvent]
+    ) -> AsyncIterator[WatchEvent]:
+        """What `channel` puts on `queue`, until it closes; the channel is removed when the consumer stops."""
+        try:
+            while True:
+                item = await queue.get()
+                yield item
+                if isinstance(item, ConnectionEvent) and item.state == "closed":
+                    return
+        finally:
+            await self._drop(channel)
 
     async def _drop(self, channel: AsyncRealtimeChannel) -> None:
         if channel in self._channels:

@@ -68,18 +68,14 @@ class _Server(uvicorn.Server):
         yield
 
 
-class ServiceServer:
-    """`app` served on `host:port` in the running event loop, guarded as `serve()` guards it, until `stop()`
-    (what `bisonsync run` does). Port 0: a free one, in `port` once started."""
+class InLoopServer:
+    """A uvicorn `config` served in the running event loop until `stop()`; the caller owns the signals. Port 0 in
+    the config: a free one, in `port` once started. The service (`ServiceServer`) and the devstack's loopback
+    servers (the Email Bison simulator, test receivers) are both this."""
 
-    def __init__(
-        self, app: ASGIApp, settings: Settings, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
-    ) -> None:
-        self.host = host
-        self.port = port
-        config = server_config(
-            app, host=host, port=port, log_level=log_level, limits=guard_limits(settings), graceful_shutdown_s=1
-        )
+    def __init__(self, config: uvicorn.Config) -> None:
+        self.host = config.host
+        self.port = config.port
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
 
@@ -97,12 +93,16 @@ class ServiceServer:
         while not self._server.started:
             if self._task.done():
                 await self._task  # re-raises what stopped it
-                raise RuntimeError("the service stopped before it started")
+                raise RuntimeError(f"the server on {self.base_url} stopped before it started")
             await asyncio.sleep(0.01)
+
+    def _before_stop(self) -> None:
+        """Hook: let in-flight requests finish quickly."""
 
     async def stop(self) -> None:
         if self._task is None:
             return
+        self._before_stop()
         self._server.should_exit = True
         await self._task
         self._task = None
@@ -113,3 +113,17 @@ class ServiceServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+class ServiceServer(InLoopServer):
+    """`app` served on `host:port` in the running event loop, guarded as `serve()` guards it, until `stop()`
+    (what `bisonsync run` does)."""
+
+    def __init__(
+        self, app: ASGIApp, settings: Settings, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+    ) -> None:
+        super().__init__(
+            server_config(
+                app, host=host, port=port, log_level=log_level, limits=guard_limits(settings), graceful_shutdown_s=1
+            )
+        )

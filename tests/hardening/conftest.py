@@ -31,8 +31,9 @@ async def migrated_database(devstack: StackHandle) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def fresh_database(stack: DevStack, prefix: str = "hardening") -> AsyncIterator[str]:
-    """A new database in the devstack cluster: Supabase bootstrap + every migration, no seed; dropped after."""
+async def bootstrapped_database(stack: DevStack, prefix: str) -> AsyncIterator[str]:
+    """DSN (as `postgres`, like `supabase db push`) of a new database in the devstack cluster: the Supabase
+    bootstrap and nothing of ours; dropped after."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(stack.cluster.dsn(SUPERUSER))
     try:
@@ -45,12 +46,18 @@ async def fresh_database(stack: DevStack, prefix: str = "hardening") -> AsyncIte
             await boot.execute(bootstrap_sql())
         finally:
             await boot.close()
-        dsn = stack.cluster.dsn("postgres", name)
-        await migrate.migrate(dsn, stack.migrations_dir)
-        yield dsn
+        yield stack.cluster.dsn("postgres", name)
     finally:
         admin = await asyncpg.connect(stack.cluster.dsn(SUPERUSER))
         try:
             await admin.execute(f'drop database if exists "{name}" with (force)')
         finally:
             await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(stack: DevStack, prefix: str = "hardening") -> AsyncIterator[str]:
+    """A new database in the devstack cluster: Supabase bootstrap + every migration, no seed; dropped after."""
+    async with bootstrapped_database(stack, prefix) as dsn:
+        await migrate.migrate(dsn, stack.migrations_dir)
+        yield dsn

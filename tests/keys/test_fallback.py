@@ -18,7 +18,7 @@ from bisonsync.sync.scheduled import run_sync_cycle
 from bisonsync.sync.workspaces import sync_workspaces
 from devstack.simulator import SimulatedBison
 from devstack.simulator.tokens import tokens_of
-from tests.keys.conftest import BASE_URL, FAST_RETRY, RecordingTransport
+from tests.simulated import BASE_URL, FAST_RETRY, RecordingTransport
 
 pytestmark = pytest.mark.asyncio
 

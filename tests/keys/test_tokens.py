@@ -10,7 +10,7 @@ from bisonsync.bison import BisonAuthError, BisonClient, BisonNotFound, BisonPro
 from bisonsync.keys import create_api_token, list_api_tokens, revoke_api_token
 from devstack.simulator import SimulatedBison
 from devstack.simulator.tokens import tokens_of
-from tests.keys.conftest import BASE_URL, FAST_RETRY, RecordingTransport
+from tests.simulated import BASE_URL, FAST_RETRY, RecordingTransport
 
 pytestmark = pytest.mark.asyncio
 

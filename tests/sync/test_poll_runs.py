@@ -102,7 +102,7 @@ async def test_a_killed_poll_resumes_at_the_page_after_the_last_committed_one(
 async def test_two_pollers_at_once_one_runs_the_other_skips(
     pg_store: Store, db: asyncpg.Connection, make_client: Callable[..., Any], instance: str, devstack: Any
 ) -> None:
-    from tests.sync.conftest import make_store
+    from tests.simulated import make_store
 
     sim = SimulatedBison(workspaces=6, mailboxes=500, seed=4)
     sim.set_faults(latency_ms=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import get_args
 
 from litestar import Litestar, get
+from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
 
 from bisonsync.events import InvalidDelivery
@@ -31,7 +32,7 @@ async def test_library_errors_escaping_a_handler_get_the_outcome_answers() -> No
     }
 
     @get("/raise/{kind:str}", sync_to_thread=False)
-    def raising(kind: str) -> None:
+    def raising(kind: FromPath[str]) -> None:
         raise errors[kind]
 
     plugin = BisonsyncPlugin(
