@@ -422,8 +422,12 @@ def call(
 
     if routine.shape == "void":
         inner = f"SELECT {invocation} AS pgrst_void" + (f" FROM {args_from}" if args_from else "")
+        # count the call's value, not the rows: an output column nobody reads is dropped by the planner unless the
+        # function is VOLATILE, so a STABLE void function would never run (PostgREST aggregates the whole row)
         return Statement(
-            f"SELECT NULL::bigint AS total, count(*) AS page, NULL::text AS body FROM ({inner}) pgrst_t", params
+            f"SELECT NULL::bigint AS total, count(pgrst_t.pgrst_void::text) AS page, NULL::text AS body "
+            f"FROM ({inner}) pgrst_t",
+            params,
         )
     if routine.shape == "scalar":
         inner = f"SELECT {invocation} AS pgrst_scalar" + (f" FROM {args_from}" if args_from else "")

@@ -21,7 +21,7 @@ async def objs(devstack: StackHandle) -> AsyncIterator[SimpleNamespace]:
     p = unique("rest_par")
     n = SimpleNamespace(
         t=f"{p}_t", seq=f"{p}_seq", txt=f"{p}_txt", js=f"{p}_js", intu=f"{p}_intu", hidden=f"_{p}_hidden",
-        trig=f"{p}_trig",
+        trig=f"{p}_trig", guard=f"{p}_guard",
     )  # fmt: skip
     conn = await asyncpg.connect(devstack.env.database_url)
     try:
@@ -39,13 +39,17 @@ async def objs(devstack: StackHandle) -> AsyncIterator[SimpleNamespace]:
             create function public.{n.intu}(int) returns int language sql as $$ select $1 $$;
             create function public.{n.hidden}() returns int language sql as $$ select 1 $$;
             create function public.{n.trig}() returns trigger language plpgsql as $$ begin return new; end $$;
+            create function public.{n.guard}(ok boolean default false) returns void language plpgsql stable as $$
+              begin if not ok then raise exception 'refused by the guard' using errcode = 'P0001'; end if; end $$;
+            grant execute on function public.{n.guard}(boolean) to anon;
             """
         )
         yield n
     finally:
         await conn.execute(
             f"drop table if exists public.{n.t}, public.{n.seq}; drop function if exists public.{n.txt}(text), "
-            f"public.{n.js}(json), public.{n.intu}(int), public.{n.hidden}(), public.{n.trig}()"
+            f"public.{n.js}(json), public.{n.intu}(int), public.{n.hidden}(), public.{n.trig}(), "
+            f"public.{n.guard}(boolean)"
         )
         await conn.close()
 
@@ -143,6 +147,15 @@ async def test_functions_with_one_unnamed_parameter(devstack: StackHandle, objs:
     # an unnamed int parameter cannot be called through the API: not found, no SQL error leaks
     r = await raw(devstack.env, "POST", f"/rpc/{objs.intu}", json={"": 1})
     assert r.status_code == 404 and r.json()["code"] == "PGRST202"
+
+
+async def test_stable_void_functions_run(devstack: StackHandle, objs: SimpleNamespace) -> None:
+    """A STABLE function returning void runs like any other (read-only): its exception is the answer."""
+    for method, kw in (("POST", {"json": {}}), ("GET", {})):
+        r = await raw(devstack.env, method, f"/rpc/{objs.guard}", **kw)
+        assert r.status_code == 400 and r.json()["message"] == "refused by the guard", (method, r.text)
+    r = await raw(devstack.env, "POST", f"/rpc/{objs.guard}", json={"ok": True})
+    assert r.status_code == 204, r.text
 
 
 async def test_missing_default_evaluates_defaults_for_every_row(devstack: StackHandle, objs: SimpleNamespace) -> None:
