@@ -92,6 +92,42 @@ async def test_the_list_is_defined_once(tx: asyncpg.Connection) -> None:
                 await tx.execute(f"select bisonsync_private.define_mailbox_statuses({bad})")
 
 
+STATUS_FUNCTIONS = (
+    "public.mailbox_statuses()",
+    "public.mailbox_status_canonical(text)",
+    "public.mailbox_status_wins(timestamptz, text, text, timestamptz, text, text)",
+)
+
+
+async def test_status_functions_are_inlined_and_bound_at_creation(tx: asyncpg.Connection) -> None:
+    """They run per mailbox in every sync page: no SET clause (it stops inlining), a SQL-standard body (names
+    bound when created), so a caller's search_path cannot redirect them, and a plan shows no function call."""
+    for signature in STATUS_FUNCTIONS:
+        row = await tx.fetchrow(
+            "select proconfig, prosqlbody is not null as atomic from pg_proc where oid = $1::regprocedure", signature
+        )
+        assert row["proconfig"] is None and row["atomic"], signature
+    await tx.execute(
+        """
+        create schema probe_shadow;
+        create function probe_shadow.lower(text) returns text language sql as $$ select 'hijacked' $$;
+        create function probe_shadow.btrim(text) returns text language sql as $$ select 'hijacked' $$;
+        set local search_path = probe_shadow, pg_catalog, public;
+        """
+    )
+    assert await tx.fetchval("select public.mailbox_status_canonical(' DISCONNECTED ')") == "Disconnected"
+    assert await tx.fetchval("select public.mailbox_status_wins(now(), 'poll', 'Connected', now(), 'poll', 'failed')")
+    plan = "\n".join(
+        r[0]
+        for r in await tx.fetch(
+            "explain (verbose, format text) select public.mailbox_status_wins(now(), 'poll', s, now(), 'poll', 'x') "
+            "from (values ('Connected'), ('failed')) v(s)"
+        )
+    )
+    assert "Output:" in plan and "regexp_replace" in plan, plan
+    assert "mailbox_status" not in plan, plan
+
+
 async def test_history_statuses_are_canonical(conn: asyncpg.Connection, make_workspace: WorkspaceFactory) -> None:
     ws = await make_workspace()
     with pytest.raises(asyncpg.CheckViolationError):
