@@ -106,7 +106,7 @@ async def test_status_functions_are_inlined_and_bound_at_creation(tx: asyncpg.Co
         row = await tx.fetchrow(
             "select proconfig, prosqlbody is not null as atomic from pg_proc where oid = $1::regprocedure", signature
         )
-        assert row["proconfig"] is None and row["atomic"], signature
+        assert row is not None and row["proconfig"] is None and row["atomic"], signature
     await tx.execute(
         """
         create schema probe_shadow;
