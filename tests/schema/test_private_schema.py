@@ -218,3 +218,19 @@ async def test_custom_variable_aliases_are_rows(tx: asyncpg.Connection, make_wor
         await tx.execute(
             "insert into public.lead_custom_variable_aliases (lead_column, alias, preference) values ('fax', 'fax', 1)"
         )
+
+
+async def test_sync_page_steps_keep_their_plans(conn: asyncpg.Connection) -> None:
+    """Every step of sync_mailbox_page runs once per page: none is a SQL function with a SET clause (PostgreSQL 15
+    plans such a function's query again on every call); PL/pgSQL keeps its plans for the session."""
+    rows = await conn.fetch(
+        """
+        select p.proname, l.lanname, p.proconfig
+          from pg_proc p join pg_language l on l.oid = p.prolang
+         where p.oid = 'public.sync_mailbox_page'::regproc
+            or (p.pronamespace = 'bisonsync_private'::regnamespace and p.proname like 'sync_page_%')
+        """
+    )
+    assert len(rows) == 5
+    replanned = [r["proname"] for r in rows if r["lanname"] == "sql" and r["proconfig"]]
+    assert replanned == []
