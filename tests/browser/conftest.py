@@ -24,7 +24,6 @@ from bisonsync.store.postgres_store import PostgresStore
 from devstack.ports import free_port
 from devstack.stack import PROJECT_ROOT
 from service.app import create_app
-from service.dashboard import dashboard_handlers
 from tests.conftest import StackHandle
 
 BROWSER_DIR = Path(__file__).resolve().parent
@@ -79,8 +78,7 @@ def artifacts_dir() -> Path:
 
 
 def build_service_app(settings: Settings, store: PostgresStore) -> Litestar:
-    """The service as `make run` serves it: `create_app` plus the dashboard routes (added here until create_app
-    registers them itself)."""
+    """The service as `make run` serves it (`create_app` includes the dashboard routes)."""
 
     @contextlib.asynccontextmanager
     async def store_lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -90,11 +88,7 @@ def build_service_app(settings: Settings, store: PostgresStore) -> Litestar:
         finally:
             await store.close()
 
-    app = create_app(settings, store, extra_lifespans=[store_lifespan])
-    if not any(getattr(route, "path", None) == "/config.json" for route in app.routes):
-        for handler in dashboard_handlers(settings):
-            app.register(handler)
-    return app
+    return create_app(settings, store, extra_lifespans=[store_lifespan])
 
 
 @dataclass(frozen=True)
